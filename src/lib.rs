@@ -1,0 +1,9 @@
+//! cru finds container image references in a tree of files and rewrites them in place.
+//!
+//! The core is pure: [`reference`] parses names, [`scan`] finds references in bytes,
+//! [`plan`] decides what each becomes and [`rewrite`] edits buffers. Effects live at the
+//! edges: [`walk`] and [`files`] touch the file system; the commands in [`list`] and
+//! [`update`] tie them together. The library never prints: results go to a writer that the
+//! caller passes, progress goes out as `tracing` events.
+
+pub mod reference;
