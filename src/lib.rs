@@ -2,8 +2,19 @@
 //!
 //! The core is pure: [`reference`] parses names, [`scan`] finds references in bytes,
 //! [`plan`] decides what each becomes and [`rewrite`] edits buffers. Effects live at the
-//! edges: [`walk`] and [`files`] touch the file system; the commands in [`list`] and
-//! [`update`] tie them together. The library never prints: results go to a writer that the
-//! caller passes, progress goes out as `tracing` events.
+//! edges: [`walk`] and [`files`] touch the file system, [`inventory`] scans a tree; the
+//! commands in [`list`] and [`update`] tie them together and [`app`] runs a command line.
+//! The library never prints: results go to a writer that the caller passes, progress goes
+//! out as `tracing` events.
 
+pub mod app;
+pub mod cli;
+pub mod files;
+pub mod inventory;
+pub mod list;
+pub mod plan;
 pub mod reference;
+pub mod rewrite;
+pub mod scan;
+pub mod update;
+pub mod walk;

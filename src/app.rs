@@ -1,0 +1,129 @@
+//! Running a parsed command line: turning what the user typed into settings, calling the
+//! commands and deciding the exit status. Nothing here prints: results go to the writer the
+//! binary passes in, progress goes out as `tracing` events.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command, ListArgs, ListFormat, ScanArgs, UpdateArgs};
+use crate::inventory::Inventory;
+use crate::list::{self, Format, ListOptions};
+use crate::plan::{ConflictError, Rules, Selection};
+use crate::scan::{ScanOptions, Scanner};
+use crate::update::{self, Offline, UpdateError, UpdateOptions};
+
+/// How a run ended, mapped to the process exit code (documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything worked.
+    Success = 0,
+    /// The command found what it reports on (reserved for checks).
+    Findings = 1,
+    /// The command line or its input was wrong.
+    Usage = 2,
+    /// Something failed while running: a file, a registry, git.
+    Failure = 3,
+}
+
+/// What stops a run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A PATH does not exist.
+    #[error("{}: no such file or directory", .0.display())]
+    NoSuchPath(PathBuf),
+    /// Conflicting `--image-reference`s.
+    #[error(transparent)]
+    Conflict(#[from] ConflictError),
+    /// The update failed and wrote nothing.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
+    /// Results could not be written.
+    #[error("writing output: {0}")]
+    Output(#[from] io::Error),
+}
+
+impl Error {
+    /// The exit status for this error.
+    pub fn status(&self) -> Status {
+        match self {
+            Error::NoSuchPath(_) | Error::Conflict(_) => Status::Usage,
+            Error::Update(_) | Error::Output(_) => Status::Failure,
+        }
+    }
+
+    /// Whether this is only the reader of our output going away (`cru list | head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::Output(e) => e.kind() == io::ErrorKind::BrokenPipe,
+            Error::Update(UpdateError::Output(e)) => e.kind() == io::ErrorKind::BrokenPipe,
+            _ => false,
+        }
+    }
+}
+
+/// Whether `--verbose` was given to the subcommand.
+pub fn verbose(cli: &Cli) -> bool {
+    match &cli.command {
+        Command::List(a) => a.scan.verbose,
+        Command::Update(a) => a.scan.verbose,
+    }
+}
+
+/// Runs the command; results go to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
+    match cli.command {
+        Command::List(args) => run_list(args, out),
+        Command::Update(args) => run_update(args, out),
+    }
+}
+
+fn roots_and_scanner(scan: &ScanArgs) -> Result<(Vec<PathBuf>, Scanner), Error> {
+    let roots = if scan.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        scan.paths.clone()
+    };
+    if let Some(missing) = roots.iter().find(|p| !p.exists()) {
+        return Err(Error::NoSuchPath(missing.clone()));
+    }
+    let scanner = Scanner::new(ScanOptions {
+        unqualified: !scan.qualified_only,
+    });
+    Ok((roots, scanner))
+}
+
+fn run_list(args: ListArgs, out: &mut dyn Write) -> Result<Status, Error> {
+    let (roots, scanner) = roots_and_scanner(&args.scan)?;
+    let inventory = Inventory::take(&roots, &scanner);
+    for err in &inventory.errors {
+        tracing::error!("{err}");
+    }
+    let options = ListOptions {
+        format: match args.format {
+            ListFormat::Text => Format::Text,
+            ListFormat::Json => Format::Json,
+        },
+        no_filename: args.no_filename,
+    };
+    list::write(&inventory, options, out)?;
+    Ok(if inventory.errors.is_empty() {
+        Status::Success
+    } else {
+        Status::Failure
+    })
+}
+
+fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
+    let (roots, scanner) = roots_and_scanner(&args.scan)?;
+    let selection = if args.all {
+        Selection::All
+    } else {
+        Selection::References(args.image_reference)
+    };
+    let options = UpdateOptions {
+        rules: Rules::new(selection, args.matching_tag)?,
+        dry_run: args.dry_run,
+    };
+    update::run(&roots, &scanner, &options, &Offline, out)?;
+    Ok(Status::Success)
+}

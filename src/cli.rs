@@ -1,0 +1,101 @@
+//! The command line as the user types it (clap definitions), kept apart from the settings
+//! the program runs with. The flags follow binxio's Go tool `cru` so users can switch.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::reference::Reference;
+
+/// cru finds container image references in files and updates them in place.
+#[derive(Debug, Parser)]
+#[command(name = "cru", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the image references found in files.
+    List(ListArgs),
+    /// Update image references in files.
+    Update(UpdateArgs),
+}
+
+/// Options shared by every subcommand that scans files.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Show more of what cru does (every reference it updates).
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Only find names with a `/` (`bitnami/nginx:1`, `gcr.io/p/app:1`), as the Go tool does;
+    /// without it, official images like `nginx:1.25` are found in image contexts too
+    /// (Dockerfile FROM, `image:` keys, `docker://`).
+    #[arg(long)]
+    pub qualified_only: bool,
+
+    /// Files and folders to scan [default: .]
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// How `list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ListFormat {
+    /// `path:reference` lines, sorted and de-duplicated per file.
+    #[default]
+    Text,
+    /// One JSON object per occurrence: file, line, column, reference and its normalised parts.
+    Json,
+}
+
+/// `cru list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print the references without the file names.
+    #[arg(long)]
+    pub no_filename: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub scan: ScanArgs,
+}
+
+/// `cru update`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("selection").required(true).args(["all", "image_reference"]))]
+pub struct UpdateArgs {
+    /// Print a diff of what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Update every reference found: to `latest` (digests dropped), or with --matching-tag to
+    /// the same tag.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Set every reference with the same repository to this reference's tag and digest
+    /// (repeatable). Names compare normalised: `nginx` is `docker.io/library/nginx`.
+    #[arg(long = "image-reference", value_name = "REF", value_parser = parse_reference)]
+    pub image_reference: Vec<Reference>,
+
+    /// Only update references whose tag equals the new reference's tag (refreshes digests).
+    #[arg(long)]
+    pub matching_tag: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub scan: ScanArgs,
+}
+
+fn parse_reference(text: &str) -> Result<Reference, String> {
+    Reference::parse(text).map_err(|e| e.to_string())
+}

@@ -1,0 +1,391 @@
+//! Finding image references in the bytes of a file.
+//!
+//! Two kinds of references are found. Qualified or namespaced ones (the name contains a `/`:
+//! `gcr.io/p/app:v1`, `bitnami/nginx:1.2`) are found anywhere in any text, as the Go tool
+//! does. Unqualified official images (`nginx:1.25`) are found only in image contexts: a
+//! Dockerfile `FROM` or `COPY --from=`, the value of an `image` or `container` key (YAML, JSON,
+//! HCL), and after a `docker://` transport. A reference must stand as a whole token, so URLs,
+//! Bazel labels, volume mounts and templated names give nothing.
+//!
+//! The scanner works on bytes, so non-UTF-8 text and CRLF line endings are no obstacle. It is
+//! pure: it does not read files or decide what a reference should become.
+
+use regex::bytes::Regex;
+
+use crate::reference::{Reference, TRANSPORTS};
+
+/// One reference found in a buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    /// Byte offset where the reference starts (after any transport prefix).
+    pub start: usize,
+    /// Byte offset just past the reference.
+    pub end: usize,
+    /// Byte offset just past the name, where `:tag@digest` begins.
+    pub name_end: usize,
+    /// The reference as written.
+    pub reference: Reference,
+}
+
+/// What the scanner looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Also find unqualified official images (`nginx:1.25`) in image contexts.
+    pub unqualified: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions { unqualified: true }
+    }
+}
+
+/// A compiled scanner; cheap to clone, safe to share between threads.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    qualified: Regex,
+    context: Option<Regex>,
+}
+
+/// A candidate for a name with a `/`, then a tag and/or a digest. The candidate is loose
+/// (the first segment may be a host or a path component); [`Reference::parse`] decides.
+const QUALIFIED: &str = r"(?-u)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+(?::[A-Za-z0-9_][A-Za-z0-9_.-]*(?:@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+)?|@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+)";
+
+/// Image contexts; the reference starts where the match ends.
+/// - Dockerfile `FROM [--platform=…] ` and `COPY … --from=` at the start of a line;
+/// - a key `image` or `container` in any case, YAML/JSON/HCL style, quoted or not;
+/// - a `docker://`, `docker-image://` or `oci://` transport.
+const CONTEXT: &str = r#"(?-u)(?m)^[ \t]*(?:FROM|from)[ \t]+(?:--[A-Za-z-]+=[^ \t\r\n]+[ \t]+)*|^[ \t]*(?:COPY|copy)[ \t]+(?:--[A-Za-z-]+(?:=[^ \t\r\n]*)?[ \t]+)*--from=|(?:^|[^A-Za-z0-9_.$-])["']?(?i:image|container)["']?[ \t]*[:=][ \t]*["']?|(?:docker|docker-image|oci)://"#;
+
+impl Scanner {
+    /// Builds a scanner.
+    pub fn new(options: ScanOptions) -> Scanner {
+        Scanner {
+            qualified: Regex::new(QUALIFIED).expect("valid regex"),
+            context: options
+                .unqualified
+                .then(|| Regex::new(CONTEXT).expect("valid regex")),
+        }
+    }
+
+    /// Finds every reference in `haystack`, ordered by position, without overlaps.
+    pub fn scan(&self, haystack: &[u8]) -> Vec<Occurrence> {
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some(m) = self.qualified.find_at(haystack, at) {
+            // No valid start lies inside a rejected match: every byte of a match is one that
+            // makes what follows it part of a longer token.
+            at = m.end();
+            if let Some(occ) = accept(haystack, m.start(), m.end()) {
+                found.push(occ);
+            }
+        }
+        if let Some(context) = &self.context {
+            let qualified = found.len();
+            for m in context.find_iter(haystack) {
+                let start = m.end();
+                if is_commented(haystack, m.start()) && !is_transport(m.as_bytes()) {
+                    continue;
+                }
+                let Some(occ) = token_at(haystack, start) else {
+                    continue;
+                };
+                if !overlaps(&found[..qualified], &occ) {
+                    found.push(occ);
+                }
+            }
+            if found.len() > qualified {
+                found.sort_by_key(|o| o.start);
+            }
+        }
+        found
+    }
+}
+
+/// Whether `occ` overlaps one of `sorted` (ordered by start, without overlaps).
+fn overlaps(sorted: &[Occurrence], occ: &Occurrence) -> bool {
+    let i = sorted.partition_point(|o| o.start < occ.end);
+    i > 0 && sorted[i - 1].end > occ.start
+}
+
+fn is_transport(context: &[u8]) -> bool {
+    context.ends_with(b"://")
+}
+
+/// Bytes that make a following reference part of a longer token.
+fn continues_before(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b':' | b'@' | b'$' | b'}')
+}
+
+/// Bytes that make a preceding reference part of a longer token.
+fn continues_after(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'{' | b'$' | b'@')
+}
+
+/// Checks the token boundaries of a candidate and parses it.
+fn accept(haystack: &[u8], start: usize, end: usize) -> Option<Occurrence> {
+    if start > 0 && continues_before(haystack[start - 1]) {
+        let before = &haystack[..start];
+        if !TRANSPORTS.iter().any(|t| before.ends_with(t.as_bytes())) {
+            return None;
+        }
+    }
+    finish(haystack, start, end)
+}
+
+/// Trims a sentence's final dots, checks what follows, and parses.
+fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
+    while end > start && haystack[end - 1] == b'.' {
+        end -= 1;
+    }
+    if haystack.get(end).is_some_and(|&b| continues_after(b)) {
+        return None;
+    }
+    let text = std::str::from_utf8(&haystack[start..end]).ok()?;
+    let reference = Reference::parse(text).ok()?;
+    if reference.tag().is_none() && reference.digest().is_none() {
+        return None;
+    }
+    let name_end = start + reference.name().len();
+    Some(Occurrence {
+        start,
+        end,
+        name_end,
+        reference,
+    })
+}
+
+/// Reads the reference-like token that starts at `start` (the value after an image context).
+fn token_at(haystack: &[u8], start: usize) -> Option<Occurrence> {
+    let len = haystack[start..]
+        .iter()
+        .position(|&b| {
+            !(b.is_ascii_alphanumeric()
+                || matches!(b, b'.' | b'-' | b'_' | b'/' | b':' | b'@' | b'='))
+        })
+        .unwrap_or(haystack.len() - start);
+    if len == 0 {
+        return None;
+    }
+    finish(haystack, start, start + len)
+}
+
+/// Whether the line holding `pos` is commented out before `pos` (`#` or `//` comments).
+fn is_commented(haystack: &[u8], pos: usize) -> bool {
+    let line_start = memchr::memrchr(b'\n', &haystack[..pos]).map_or(0, |i| i + 1);
+    let line = &haystack[line_start..pos];
+    let trimmed = match line.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(i) => &line[i..],
+        None => return false,
+    };
+    if trimmed.starts_with(b"#") || trimmed.starts_with(b"//") {
+        return true;
+    }
+    // A YAML comment later in the line: ` # image: nginx:1`.
+    trimmed
+        .windows(2)
+        .any(|w| w[0].is_ascii_whitespace() && w[1] == b'#')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn refs(text: &str) -> Vec<String> {
+        Scanner::new(ScanOptions::default())
+            .scan(text.as_bytes())
+            .into_iter()
+            .map(|o| {
+                assert_eq!(&text[o.start..o.end], o.reference.to_string());
+                o.reference.to_string()
+            })
+            .collect()
+    }
+
+    fn qualified_only(text: &str) -> Vec<String> {
+        Scanner::new(ScanOptions { unqualified: false })
+            .scan(text.as_bytes())
+            .into_iter()
+            .map(|o| o.reference.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn qualified_references_anywhere() {
+        assert_eq!(refs("use gcr.io/p/app:v1 here"), ["gcr.io/p/app:v1"]);
+        assert_eq!(refs("bitnami/nginx:1.2"), ["bitnami/nginx:1.2"]);
+        let pinned = format!("quay.io/x/y@{D}");
+        assert_eq!(refs(&format!("x {pinned} y")), [pinned]);
+        let both = format!("docker.io/library/python:3.7@{D}");
+        assert_eq!(refs(&both), [both]);
+        assert_eq!(refs("localhost:5000/app:1"), ["localhost:5000/app:1"]);
+    }
+
+    #[test]
+    fn names_without_tag_or_digest_are_not_references() {
+        assert!(refs("gcr.io/p/app and bitnami/nginx").is_empty());
+        assert!(refs("image: nginx\nFROM ubuntu\n").is_empty());
+    }
+
+    #[test]
+    fn single_character_tags() {
+        assert_eq!(refs("repo/x:3"), ["repo/x:3"]);
+    }
+
+    #[test]
+    fn urls_labels_mounts_and_templates_give_nothing() {
+        for text in [
+            "https://host/a/b:c",
+            "see https://github.com/org/repo:main for details",
+            "//pkg:target",
+            "@io_bazel//container:container.bzl",
+            "docker//container:container.bzl",
+            "- /my/data:/var/lib/mysql:Z",
+            "./conf/nginx.conf:/etc/nginx/nginx.conf:ro",
+            "${REGISTRY}/team/app:v1",
+            "gcr.io/$PROJECT_ID/app:1",
+            "gcr.io/${PROJECT}/app:1",
+            "{{ .Values.registry }}/app:1",
+            "$(params.image)/x:1",
+            "image: nginx:{{ .Values.tag }}",
+            "image: {{ .Values.repo }}:{{ .Values.tag }}",
+            "gcr.io/a/b:v1{x}",
+            "gcr.io/a/b:v1$x",
+            "golang.org/x/tools/cmd/goimports@v0.1.0",
+            "git@github.com:org/repo.git",
+            "app.kubernetes.io/name: foo",
+            "Foo/bar:1",
+            "a/b:c@sha256:123",
+        ] {
+            assert_eq!(refs(text), Vec::<String>::new(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_host_with_dots_in_the_path_is_one_reference() {
+        assert_eq!(
+            refs("gcr.io/google.com/cloudsdktool/cloud-sdk:alpine"),
+            ["gcr.io/google.com/cloudsdktool/cloud-sdk:alpine"]
+        );
+    }
+
+    #[test]
+    fn a_sentence_final_dot_is_not_part_of_the_tag() {
+        assert_eq!(refs("… use gcr.io/a/b:v1.2."), ["gcr.io/a/b:v1.2"]);
+        assert_eq!(refs("use gcr.io/a/b:v1.2.\nnext"), ["gcr.io/a/b:v1.2"]);
+        assert_eq!(refs("FROM python:3.12."), ["python:3.12"]);
+    }
+
+    #[test]
+    fn transports_are_skipped() {
+        assert_eq!(refs("docker://gcr.io/a/b:1"), ["gcr.io/a/b:1"]);
+        assert_eq!(refs("docker-image://alpine/git:2"), ["alpine/git:2"]);
+        assert_eq!(refs("oci://quay.io/a/b:1"), ["quay.io/a/b:1"]);
+        assert_eq!(refs("    uses: docker://alpine:3.8"), ["alpine:3.8"]);
+        assert_eq!(refs("uses: 'docker://alpine:3.8'"), ["alpine:3.8"]);
+    }
+
+    #[test]
+    fn dockerfile_from_and_copy_from() {
+        let text = "FROM --platform=$BUILDPLATFORM golang:1.22 AS build\n\
+                    FROM build AS test\n\
+                    FROM scratch\n\
+                    COPY --from=build /a /b\n\
+                    COPY --chown=1:1 --from=busybox:1.36 /bin/sh /sh\n\
+                    FROM python:3.12-slim@{D}\n";
+        let text = text.replace("{D}", D);
+        assert_eq!(
+            refs(&text),
+            [
+                "golang:1.22".to_owned(),
+                "busybox:1.36".to_owned(),
+                format!("python:3.12-slim@{D}")
+            ]
+        );
+    }
+
+    #[test]
+    fn image_keys_in_yaml_json_and_hcl() {
+        assert_eq!(refs("  - image: nginx:1.25\n"), ["nginx:1.25"]);
+        assert_eq!(refs("    image: \"redis:7\" # cache\n"), ["redis:7"]);
+        assert_eq!(refs("Image: 'postgres:16'"), ["postgres:16"]);
+        assert_eq!(
+            refs(r#"{"name": "web", "image": "httpd:2.4"}"#),
+            ["httpd:2.4"]
+        );
+        assert_eq!(refs(r#""Image":"mysql:8""#), ["mysql:8"]);
+        assert_eq!(refs("  image = \"nginx:1.21.6\""), ["nginx:1.21.6"]);
+        assert_eq!(
+            refs("    container: node:16-buster-slim"),
+            ["node:16-buster-slim"]
+        );
+        assert_eq!(refs("IMAGE: alpine:3"), ["alpine:3"]);
+    }
+
+    #[test]
+    fn longer_keys_are_not_image_contexts() {
+        for text in [
+            "baseimage: nginx:1",
+            "docker_image: nginx:1",
+            "container-image: nginx:1",
+            "my.image: nginx:1",
+            "imagePullPolicy: nginx:1",
+            "containerPort: 80:80",
+            "$image: nginx:1",
+        ] {
+            assert_eq!(refs(text), Vec::<String>::new(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn commented_out_lines_are_not_image_contexts() {
+        for text in [
+            "# image: nginx:1.25",
+            "  #FROM python:3",
+            "// image: nginx:1",
+            "foo: bar # image: nginx:1",
+        ] {
+            assert_eq!(refs(text), Vec::<String>::new(), "{text:?}");
+        }
+        // Qualified references are found even in comments, as the Go tool does.
+        assert_eq!(refs("# image: gcr.io/a/b:1"), ["gcr.io/a/b:1"]);
+    }
+
+    #[test]
+    fn markdown_code_blocks_count() {
+        let md = "Some text\n\n```dockerfile\nFROM node:20-alpine\n```\n\n```yaml\nimage: redis:7\n```\n";
+        assert_eq!(refs(md), ["node:20-alpine", "redis:7"]);
+    }
+
+    #[test]
+    fn prose_is_not_a_context() {
+        assert!(refs("From python:3.8 you get").is_empty());
+        assert!(refs("run nginx:1.25 now").is_empty());
+    }
+
+    #[test]
+    fn qualified_only_mode_skips_contexts() {
+        assert!(qualified_only("FROM python:3.12\nimage: nginx:1").is_empty());
+        assert_eq!(qualified_only("image: gcr.io/a/b:1"), ["gcr.io/a/b:1"]);
+    }
+
+    #[test]
+    fn several_on_one_line_and_crlf_and_non_utf8() {
+        let mut text = b"\xff\xfe a/b:1 c/d:2\r\nimage: e:3\r\n\x80".to_vec();
+        let found = Scanner::new(ScanOptions::default()).scan(&text);
+        let names: Vec<_> = found.iter().map(|o| o.reference.to_string()).collect();
+        assert_eq!(names, ["a/b:1", "c/d:2", "e:3"]);
+        text.truncate(found[2].end);
+        assert!(text.ends_with(b"e:3"));
+    }
+
+    #[test]
+    fn name_end_marks_the_suffix() {
+        let text = "x gcr.io/a/b:1@".to_owned() + D;
+        let o = &Scanner::new(ScanOptions::default()).scan(text.as_bytes())[0];
+        assert_eq!(&text[o.start..o.name_end], "gcr.io/a/b");
+        assert_eq!(&text[o.name_end..o.end], format!(":1@{D}"));
+    }
+}

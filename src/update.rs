@@ -1,0 +1,210 @@
+//! `cru update`: rewriting references in place, all or nothing.
+//!
+//! The steps: take stock of the tree; map each reference to its target with the [`Rules`];
+//! hand the distinct targets to a [`Resolve`]r (registry lookups happen there, all before any
+//! file is touched); compute every changed file's new content; then either print a diff
+//! (`--dry-run`) or write all files, each atomically, after all of them were prepared.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::files;
+use crate::inventory::{display_path, Inventory};
+use crate::plan::Rules;
+use crate::reference::Reference;
+use crate::rewrite::{self, Edit};
+use crate::scan::Scanner;
+use crate::walk::FileError;
+
+/// A boxed error from a resolver, shown with its chain.
+pub type ResolveError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Turns targets into the references to write: where registry lookups happen.
+pub trait Resolve {
+    /// Returns what each of `targets` (distinct, with the spelling of the file) becomes, in
+    /// order. All or nothing: an error means no file is written.
+    fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError>;
+}
+
+/// The resolver that does no lookups: targets are written as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offline;
+
+impl Resolve for Offline {
+    fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+        Ok(targets.to_vec())
+    }
+}
+
+/// Why an update wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// Some files or folders could not be read; each was reported.
+    #[error("{} file(s) could not be read, no file was updated", .0.len())]
+    Unreadable(Vec<FileError>),
+    /// The resolver failed.
+    #[error("no file was updated")]
+    Resolve(#[source] ResolveError),
+    /// A file changed between scanning and writing.
+    #[error("{path}: changed while cru was running, no file was updated")]
+    Changed {
+        /// The file.
+        path: String,
+    },
+    /// A file could not be written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The diff could not be printed.
+    #[error("writing the diff: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+/// One reference replaced in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The file, as shown to the user.
+    pub path: String,
+    /// The reference before.
+    pub from: Reference,
+    /// The reference after.
+    pub to: Reference,
+}
+
+/// What an update did (or would do, in a dry run).
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Distinct references found.
+    pub found: usize,
+    /// The files updated (or that would be), as shown to the user.
+    pub files: Vec<String>,
+    /// Every distinct change per file.
+    pub changes: Vec<Change>,
+}
+
+/// Options of `cru update`.
+#[derive(Debug)]
+pub struct UpdateOptions {
+    /// What to update and to what.
+    pub rules: Rules,
+    /// Print a diff instead of writing.
+    pub dry_run: bool,
+}
+
+/// Runs an update over `roots`; a dry run prints its diff to `out`.
+pub fn run(
+    roots: &[PathBuf],
+    scanner: &Scanner,
+    options: &UpdateOptions,
+    resolver: &dyn Resolve,
+    out: &mut dyn Write,
+) -> Result<Summary, UpdateError> {
+    let inventory = Inventory::take(roots, scanner);
+    if !inventory.errors.is_empty() {
+        for err in &inventory.errors {
+            tracing::error!("{err}");
+        }
+        return Err(UpdateError::Unreadable(inventory.errors));
+    }
+    let found = inventory.distinct_references();
+    tracing::info!("{found} image references found");
+
+    let targets: BTreeSet<Reference> = inventory
+        .files
+        .iter()
+        .flat_map(|f| &f.refs)
+        .filter_map(|r| options.rules.target(&r.occurrence.reference))
+        .collect();
+    let targets: Vec<Reference> = targets.into_iter().collect();
+    let resolved = resolver.resolve(&targets).map_err(UpdateError::Resolve)?;
+    let resolved: HashMap<Reference, Reference> = targets.into_iter().zip(resolved).collect();
+
+    let mut summary = Summary {
+        found,
+        ..Summary::default()
+    };
+    let mut pending = Vec::new();
+    for file in &inventory.files {
+        let becomes = |r: &Reference| {
+            let target = options.rules.target(r)?;
+            resolved.get(&target).filter(|t| *t != r).cloned()
+        };
+        if !file
+            .refs
+            .iter()
+            .any(|r| becomes(&r.occurrence.reference).is_some())
+        {
+            continue;
+        }
+        let path = display_path(&file.path);
+        let read = files::read_text(&file.path, false).map_err(|source| UpdateError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        let buf = read.unwrap_or_default();
+        let now = scanner.scan(&buf);
+        let before: Vec<_> = file.refs.iter().map(|r| &r.occurrence).collect();
+        if now.iter().ne(before.iter().copied()) {
+            return Err(UpdateError::Changed { path });
+        }
+        let mut edits = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
+        for occ in &now {
+            let Some(to) = becomes(&occ.reference) else {
+                continue;
+            };
+            edits.push(Edit {
+                range: occ.name_end..occ.end,
+                replacement: to.suffix().into_bytes(),
+            });
+            let change = Change {
+                path: path.clone(),
+                from: occ.reference.clone(),
+                to,
+            };
+            if !changes.contains(&change) {
+                tracing::debug!(
+                    "updating reference {} to {} in {}",
+                    change.from,
+                    change.to,
+                    path
+                );
+                changes.push(change);
+            }
+        }
+        if options.dry_run {
+            let diff =
+                rewrite::unified_diff(&format!("a/{path}"), &format!("b/{path}"), &buf, &edits);
+            out.write_all(&diff).map_err(UpdateError::Output)?;
+        } else {
+            let new = rewrite::apply(&buf, &edits);
+            let write = files::prepare(&file.path, &new).map_err(|source| UpdateError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            pending.push((path.clone(), write));
+        }
+        summary.files.push(path);
+        summary.changes.extend(changes);
+    }
+    // Every new content is on disk next to its file; only renames are left.
+    for (path, write) in pending {
+        write
+            .commit()
+            .map_err(|source| UpdateError::Write { path, source })?;
+    }
+    if options.dry_run {
+        out.flush().map_err(UpdateError::Output)?;
+    }
+    match (summary.files.len(), options.dry_run) {
+        (0, _) => tracing::info!("no files were updated by cru"),
+        (n, true) => tracing::info!("dry run: {n} files would be updated"),
+        (n, false) => tracing::info!("updated a total of {n} files"),
+    }
+    Ok(summary)
+}

@@ -1,0 +1,170 @@
+//! Walking the trees to scan, in parallel, as ripgrep does.
+//!
+//! `.gitignore` (inside a git checkout), `.ignore` and git's global excludes are honoured, the
+//! `.git` folder is skipped, but hidden files and folders are visited: `.github/workflows` and
+//! `.gitlab-ci.yml` are where many references live. Symlinks met while walking are not
+//! followed; paths named explicitly are always visited, whatever the ignore files say.
+//! This module only finds files; reading and scanning them is the caller's.
+
+use std::path::{Path, PathBuf};
+
+use ignore::{WalkBuilder, WalkState};
+
+/// A path that could not be walked or read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct FileError {
+    /// Where it happened.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A file to scan.
+#[derive(Debug, Clone, Copy)]
+pub struct FileEntry<'a> {
+    /// Its path, as given or joined below a given folder.
+    pub path: &'a Path,
+    /// Named on the command line (as opposed to found inside a named folder).
+    pub explicit: bool,
+}
+
+/// Folders that are the internals of a version control system, never worth scanning.
+const VCS_DIRS: [&str; 3] = [".git", ".hg", ".svn"];
+
+/// Calls `visit` for every file under `roots`, from several threads; returns what failed.
+pub fn for_each_file<F>(roots: &[PathBuf], visit: F) -> Vec<FileError>
+where
+    F: Fn(FileEntry<'_>) + Sync,
+{
+    let Some((first, rest)) = roots.split_first() else {
+        return Vec::new();
+    };
+    let mut builder = WalkBuilder::new(first);
+    for root in rest {
+        builder.add(root);
+    }
+    builder
+        .hidden(false)
+        .follow_links(false)
+        .filter_entry(|e| !(e.depth() > 0 && VCS_DIRS.iter().any(|d| e.file_name() == *d)));
+    let errors = std::sync::Mutex::new(Vec::new());
+    builder.build_parallel().run(|| {
+        let visit = &visit;
+        let errors = &errors;
+        Box::new(move |entry| {
+            match entry {
+                Ok(entry) => {
+                    let explicit = entry.depth() == 0;
+                    let is_file = if explicit {
+                        // A named symlink counts as the file it points to.
+                        entry.path().is_file()
+                    } else {
+                        entry.file_type().is_some_and(|t| t.is_file())
+                    };
+                    if is_file {
+                        visit(FileEntry {
+                            path: entry.path(),
+                            explicit,
+                        });
+                    }
+                }
+                Err(err) => errors.lock().expect("no panics").push(walk_error(err)),
+            }
+            WalkState::Continue
+        })
+    });
+    errors.into_inner().expect("no panics")
+}
+
+fn walk_error(err: ignore::Error) -> FileError {
+    fn path_of(err: &ignore::Error) -> Option<PathBuf> {
+        match err {
+            ignore::Error::WithPath { path, .. } => Some(path.clone()),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                path_of(err)
+            }
+            _ => None,
+        }
+    }
+    fn inner(err: &ignore::Error) -> String {
+        match err {
+            ignore::Error::WithPath { err, .. }
+            | ignore::Error::WithDepth { err, .. }
+            | ignore::Error::WithLineNumber { err, .. } => inner(err),
+            other => other.to_string(),
+        }
+    }
+    FileError {
+        path: path_of(&err).unwrap_or_default(),
+        message: inner(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::sync::Mutex;
+
+    fn files(roots: &[PathBuf]) -> Vec<(String, bool)> {
+        let found = Mutex::new(Vec::new());
+        let errors = for_each_file(roots, |e| {
+            found
+                .lock()
+                .unwrap()
+                .push((e.path.to_string_lossy().into_owned(), e.explicit))
+        });
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut found = found.into_inner().unwrap();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn hidden_visited_vcs_and_ignored_skipped_explicit_always() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join(".git/objects")).unwrap();
+        fs::create_dir_all(d.join(".github/workflows")).unwrap();
+        fs::create_dir_all(d.join("node_modules/x")).unwrap();
+        fs::write(d.join(".git/objects/o"), "a/b:1").unwrap();
+        fs::write(d.join(".github/workflows/ci.yml"), "a/b:1").unwrap();
+        fs::write(d.join(".gitlab-ci.yml"), "a/b:1").unwrap();
+        fs::write(d.join("node_modules/x/f.yaml"), "a/b:1").unwrap();
+        fs::write(d.join(".gitignore"), "node_modules/\n").unwrap();
+        fs::write(d.join(".ignore"), "skipped.txt\n").unwrap();
+        fs::write(d.join("skipped.txt"), "a/b:1").unwrap();
+
+        let root = d.to_path_buf();
+        let found: Vec<_> = files(&[root.clone()])
+            .into_iter()
+            .map(|(p, _)| p[root.to_string_lossy().len() + 1..].to_owned())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ".github/workflows/ci.yml",
+                ".gitignore",
+                ".gitlab-ci.yml",
+                ".ignore"
+            ]
+        );
+
+        let explicit = files(&[d.join("node_modules/x/f.yaml"), d.join("skipped.txt")]);
+        assert_eq!(explicit.len(), 2);
+        assert!(explicit.iter().all(|(_, e)| *e));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_followed_only_when_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("tree")).unwrap();
+        fs::write(d.join("real.yaml"), "a/b:1").unwrap();
+        std::os::unix::fs::symlink(d.join("real.yaml"), d.join("tree/link.yaml")).unwrap();
+        assert!(files(&[d.join("tree")]).is_empty());
+        assert_eq!(files(&[d.join("tree/link.yaml")]).len(), 1);
+    }
+}
