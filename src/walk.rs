@@ -137,7 +137,7 @@ mod tests {
         fs::write(d.join("skipped.txt"), "a/b:1").unwrap();
 
         let root = d.to_path_buf();
-        let found: Vec<_> = files(&[root.clone()])
+        let found: Vec<_> = files(std::slice::from_ref(&root))
             .into_iter()
             .map(|(p, _)| p[root.to_string_lossy().len() + 1..].to_owned())
             .collect();
