@@ -54,8 +54,9 @@ const QUALIFIED: &str = r"(?-u)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?::[0-
 /// Image contexts; the reference starts where the match ends.
 /// - Dockerfile `FROM [--platform=…] ` and `COPY … --from=` at the start of a line;
 /// - a key `image` or `container` in any case, YAML/JSON/HCL style, quoted or not;
+/// - a `--image=` or `--image ` flag (`kubectl run`, `gcloud run deploy`), `docker pull`;
 /// - a `docker://`, `docker-image://` or `oci://` transport.
-const CONTEXT: &str = r#"(?-u)(?m)^[ \t]*(?:FROM|from)[ \t]+(?:--[A-Za-z-]+=[^ \t\r\n]+[ \t]+)*|^[ \t]*(?:COPY|copy)[ \t]+(?:--[A-Za-z-]+(?:=[^ \t\r\n]*)?[ \t]+)*--from=|(?:^|[^A-Za-z0-9_.$-])["']?(?i:image|container)["']?[ \t]*[:=][ \t]*["']?|(?:docker|docker-image|oci)://"#;
+const CONTEXT: &str = r#"(?-u)(?m)^[ \t]*(?:FROM|from)[ \t]+(?:--[A-Za-z-]+=[^ \t\r\n]+[ \t]+)*|^[ \t]*(?:COPY|copy)[ \t]+(?:--[A-Za-z-]+(?:=[^ \t\r\n]*)?[ \t]+)*--from=|(?:^|[^A-Za-z0-9_.$-])["']?(?i:image|container)["']?[ \t]*[:=][ \t]*["']?|(?:^|[ \t])--image[= ]["']?|(?:^|[ \t])(?:docker|podman)[ \t]+pull[ \t]+(?:--?[A-Za-z-]+(?:=[^ \t\r\n]+)?[ \t]+)*["']?|(?:docker|docker-image|oci)://"#;
 
 impl Scanner {
     /// Builds a scanner.
@@ -112,9 +113,14 @@ fn is_transport(context: &[u8]) -> bool {
     context.ends_with(b"://")
 }
 
-/// Bytes that make a following reference part of a longer token.
+/// Bytes that make a following reference part of a longer token: name characters, and the
+/// ends of templates and escapes (`${X}`, `$(x)`, `<x>`, `%s`, `\n`).
 fn continues_before(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b':' | b'@' | b'$' | b'}')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'/' | b'.' | b'-' | b'_' | b':' | b'@' | b'$' | b'}' | b')' | b'>' | b'%' | b'\\'
+        )
 }
 
 /// Bytes that make a preceding reference part of a longer token.
@@ -141,10 +147,19 @@ fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
     if haystack.get(end).is_some_and(|&b| continues_after(b)) {
         return None;
     }
+    if is_concatenated(&haystack[end..]) {
+        return None;
+    }
     let text = std::str::from_utf8(&haystack[start..end]).ok()?;
     let reference = Reference::parse(text).ok()?;
-    if reference.tag().is_none() && reference.digest().is_none() {
-        return None;
+    match reference.tag() {
+        None if reference.digest().is_none() => return None,
+        Some(tag) if tag.bytes().all(|b| b.is_ascii_digit()) => {
+            if is_source_file(reference.name()) || is_port_mapping(&haystack[..start]) {
+                return None;
+            }
+        }
+        _ => {}
     }
     let name_end = start + reference.name().len();
     Some(Occurrence {
@@ -153,6 +168,72 @@ fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
         name_end,
         reference,
     })
+}
+
+/// A quoted string that continues with `+`: the tag is only the start of an expression
+/// (`'quay.io/prometheus/alertmanager:v' + version`).
+fn is_concatenated(after: &[u8]) -> bool {
+    let Some((&quote, rest)) = after.split_first() else {
+        return false;
+    };
+    let rest = &rest[rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count()..];
+    matches!(quote, b'\'' | b'"') && rest.first() == Some(&b'+')
+}
+
+/// Extensions of source files, whose `path/file.ext:123` is a file and line, not an image.
+const SOURCE_EXTENSIONS: [&str; 24] = [
+    "c",
+    "cc",
+    "cpp",
+    "cs",
+    "go",
+    "h",
+    "hpp",
+    "java",
+    "js",
+    "json",
+    "jsonnet",
+    "kt",
+    "libsonnet",
+    "md",
+    "php",
+    "py",
+    "rb",
+    "rs",
+    "scala",
+    "sh",
+    "swift",
+    "ts",
+    "yaml",
+    "yml",
+];
+
+fn is_source_file(name: &str) -> bool {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.rsplit_once('.')
+        .is_some_and(|(_, ext)| SOURCE_EXTENSIONS.contains(&ext))
+}
+
+/// A line like `"8080": "default/example-tcp-svc:9000"` (ingress-nginx TCP/UDP services):
+/// a port number as the key, `namespace/service:port` as the value.
+fn is_port_mapping(before: &[u8]) -> bool {
+    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+    let line = before[line_start..].trim_ascii();
+    let comment = line.iter().take_while(|&&b| b == b'#').count();
+    let line = line[comment..].trim_ascii();
+    let line = line.strip_suffix(b"\"").unwrap_or(line).trim_ascii();
+    let Some(key) = line.strip_suffix(b":") else {
+        return false;
+    };
+    let key = key.trim_ascii();
+    let key = key
+        .strip_prefix(b"\"")
+        .and_then(|k| k.strip_suffix(b"\""))
+        .unwrap_or(key);
+    !key.is_empty() && key.iter().all(u8::is_ascii_digit)
 }
 
 /// Reads the reference-like token that starts at `start` (the value after an image context).
@@ -235,6 +316,14 @@ mod tests {
     }
 
     #[test]
+    fn numeric_tags_outside_file_lines_and_port_maps() {
+        assert_eq!(refs("  image: bitnami/redis:7"), ["bitnami/redis:7"]);
+        assert_eq!(refs("gcr.io/p/app.v2:10"), ["gcr.io/p/app.v2:10"]);
+        assert_eq!(refs("- 'gcr.io/a/b:1' # quoted"), ["gcr.io/a/b:1"]);
+        assert_eq!(refs(r#"x: "gcr.io/a/b:1""#), ["gcr.io/a/b:1"]);
+    }
+
+    #[test]
     fn urls_labels_mounts_and_templates_give_nothing() {
         for text in [
             "https://host/a/b:c",
@@ -258,6 +347,16 @@ mod tests {
             "app.kubernetes.io/name: foo",
             "Foo/bar:1",
             "a/b:c@sha256:123",
+            r#"Sprintf("%s/test/valid/docker:latest", host)"#,
+            r"runtime\t/usr/lib/golang/src/runtime/proc.go:225",
+            "<your-registry>/app:1",
+            "$(REGISTRY)app:1",
+            r#""caller":"entrypoint/entrypointer.go:188""#,
+            "alertmanager: 'quay.io/prometheus/alertmanager:v' + $.values.versions.am,",
+            r#"x = "gcr.io/a/b:v" + version"#,
+            r#"  "8080": "default/example-tcp-svc:9000""#,
+            "##   53: \"kube-system/kube-dns:53\"",
+            "  9000: default/test:8080",
         ] {
             assert_eq!(refs(text), Vec::<String>::new(), "{text:?}");
         }
@@ -357,6 +456,25 @@ mod tests {
     fn markdown_code_blocks_count() {
         let md = "Some text\n\n```dockerfile\nFROM node:20-alpine\n```\n\n```yaml\nimage: redis:7\n```\n";
         assert_eq!(refs(md), ["node:20-alpine", "redis:7"]);
+    }
+
+    #[test]
+    fn image_flags_and_docker_pull() {
+        assert_eq!(
+            refs("kubectl run x --tty -i --image=python:slim bash"),
+            ["python:slim"]
+        );
+        assert_eq!(refs("gcloud run deploy --image 'nginx:1'"), ["nginx:1"]);
+        assert_eq!(
+            refs("  docker pull redis:8.10.1-alpine"),
+            ["redis:8.10.1-alpine"]
+        );
+        assert_eq!(
+            refs("$ docker pull -q --platform=linux/arm64 redis:7"),
+            ["redis:7"]
+        );
+        assert!(refs("--images=nginx:1").is_empty());
+        assert!(refs("docker run -p 80:80 nginx").is_empty());
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub struct Summary {
     pub found: usize,
     /// The files updated (or that would be), as shown to the user.
     pub files: Vec<String>,
+    /// The same files, as walked (joined below the roots given).
+    pub paths: Vec<PathBuf>,
     /// Every distinct change per file.
     pub changes: Vec<Change>,
 }
@@ -190,6 +192,7 @@ pub fn run(
             pending.push((path.clone(), write));
         }
         summary.files.push(path);
+        summary.paths.push(file.path.clone());
         summary.changes.extend(changes);
     }
     // Every new content is on disk next to its file; only renames are left.
