@@ -84,11 +84,10 @@ impl Scanner {
         if let Some(context) = &self.context {
             let qualified = found.len();
             for m in context.find_iter(haystack) {
-                let start = m.end();
                 if is_commented(haystack, m.start()) && !is_transport(m.as_bytes()) {
                     continue;
                 }
-                let Some(occ) = token_at(haystack, start) else {
+                let Some(occ) = token_at(haystack, m.end()) else {
                     continue;
                 };
                 if !overlaps(&found[..qualified], &occ) {
@@ -97,6 +96,8 @@ impl Scanner {
             }
             if found.len() > qualified {
                 found.sort_by_key(|o| o.start);
+                // Two contexts may lead to the same token (`image: docker://alpine:3`).
+                found.dedup_by(|later, earlier| later.start < earlier.end);
             }
         }
         found
@@ -152,6 +153,10 @@ fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
     }
     let text = std::str::from_utf8(&haystack[start..end]).ok()?;
     let reference = Reference::parse(text).ok()?;
+    if reference.name().len() + reference.suffix().len() != end - start {
+        // A transport prefix inside the span (`docker://docker://x:1`): not a clean token.
+        return None;
+    }
     match reference.tag() {
         None if reference.digest().is_none() => return None,
         Some(tag) if tag.bytes().all(|b| b.is_ascii_digit()) => {
@@ -237,7 +242,13 @@ fn is_port_mapping(before: &[u8]) -> bool {
 }
 
 /// Reads the reference-like token that starts at `start` (the value after an image context).
-fn token_at(haystack: &[u8], start: usize) -> Option<Occurrence> {
+fn token_at(haystack: &[u8], mut start: usize) -> Option<Occurrence> {
+    if let Some(t) = TRANSPORTS
+        .iter()
+        .find(|t| haystack[start..].starts_with(t.as_bytes()))
+    {
+        start += t.len();
+    }
     let len = haystack[start..]
         .iter()
         .position(|&b| {
@@ -384,6 +395,8 @@ mod tests {
         assert_eq!(refs("oci://quay.io/a/b:1"), ["quay.io/a/b:1"]);
         assert_eq!(refs("    uses: docker://alpine:3.8"), ["alpine:3.8"]);
         assert_eq!(refs("uses: 'docker://alpine:3.8'"), ["alpine:3.8"]);
+        assert_eq!(refs("image: docker://alpine:3.8"), ["alpine:3.8"]);
+        assert_eq!(refs("image: docker://gcr.io/a/b:1"), ["gcr.io/a/b:1"]);
     }
 
     #[test]
