@@ -157,14 +157,16 @@ fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
         // A transport prefix inside the span (`docker://docker://x:1`): not a clean token.
         return None;
     }
-    match reference.tag() {
-        None if reference.digest().is_none() => return None,
+    let rejected = match reference.tag() {
+        None => reference.digest().is_none(),
+        // `dir/file.go:12` and `"53": "kube-system/kube-dns:53"` are not images.
         Some(tag) if tag.bytes().all(|b| b.is_ascii_digit()) => {
-            if is_source_file(reference.name()) || is_port_mapping(&haystack[..start]) {
-                return None;
-            }
+            is_source_file(reference.name()) || is_port_mapping(&haystack[..start])
         }
-        _ => {}
+        Some(_) => false,
+    };
+    if rejected {
+        return None;
     }
     let name_end = start + reference.name().len();
     Some(Occurrence {

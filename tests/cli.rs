@@ -20,7 +20,10 @@ fn example() -> Dir {
 #[test]
 fn list_prints_sorted_deduplicated_path_reference_lines() {
     let dir = Dir::new();
-    dir.write("b.yaml", "image: nginx:1.25\nimage: nginx:1.25\nx: gcr.io/a/b:1\n");
+    dir.write(
+        "b.yaml",
+        "image: nginx:1.25\nimage: nginx:1.25\nx: gcr.io/a/b:1\n",
+    );
     dir.write("a/c.txt", "see quay.io/x/y:2 and bitnami/redis:7\n");
     let out = dir.run(&["list"]);
     assert_exit(&out, 0);
@@ -41,7 +44,11 @@ fn list_no_filename_and_explicit_paths() {
     let abs = dir.path().join("one/f.yaml");
     let out = dir.run(&["list", abs.to_str().unwrap()]);
     assert_exit(&out, 0);
-    assert_eq!(stdout(&out), "one/f.yaml:nginx:1.25\n", "shown relative to the cwd");
+    assert_eq!(
+        stdout(&out),
+        "one/f.yaml:nginx:1.25\n",
+        "shown relative to the cwd"
+    );
 }
 
 #[test]
@@ -104,7 +111,11 @@ fn a_missing_path_is_a_usage_error_naming_it() {
     let dir = Dir::new();
     let out = dir.run(&["list", "nope"]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("nope: no such file or directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nope: no such file or directory"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).is_empty());
 }
 
@@ -113,10 +124,17 @@ fn bad_arguments_are_usage_errors() {
     let dir = Dir::new();
     assert_exit(&dir.run(&[]), 2);
     assert_exit(&dir.run(&["update"]), 2);
-    assert_exit(&dir.run(&["update", "--all", "--image-reference", "a:1"]), 2);
+    assert_exit(
+        &dir.run(&["update", "--all", "--image-reference", "a:1"]),
+        2,
+    );
     let out = dir.run(&["update", "--image-reference", "UPPER/x:1"]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("invalid repository name"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid repository name"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -126,7 +144,11 @@ fn update_changes_only_the_tag_and_digest_keeping_the_spelling() {
         "a: index.docker.io/library/nginx:1.25@{D1}\nimage: nginx:1.24 # web\nb: docker.io/nginx:1.25\nc: nginx/nginx:1.25\n"
     );
     dir.write("f.yaml", &before);
-    let out = dir.run(&["update", "--image-reference", "docker.io/library/nginx:1.27"]);
+    let out = dir.run(&[
+        "update",
+        "--image-reference",
+        "docker.io/library/nginx:1.27",
+    ]);
     assert_exit(&out, 0);
     assert_eq!(
         dir.read_string("f.yaml"),
@@ -156,7 +178,10 @@ fn update_with_matching_tag_refreshes_only_that_tag() {
 #[test]
 fn update_all_sets_latest_and_drops_digests() {
     let dir = Dir::new();
-    dir.write("Dockerfile", format!("FROM golang:1.22@{D1} AS build\nFROM gcr.io/x/y:3\n"));
+    dir.write(
+        "Dockerfile",
+        format!("FROM golang:1.22@{D1} AS build\nFROM gcr.io/x/y:3\n"),
+    );
     let out = dir.run(&["update", "--all", "--verbose"]);
     assert_exit(&out, 0);
     assert_eq!(
@@ -200,7 +225,13 @@ fn update_keeps_crlf_non_utf8_bytes_and_a_missing_final_newline() {
     let dir = Dir::new();
     let before: &[u8] = b"\xef\xbb\xbfa:\r\n  image: redis:7\r\n\xff\xfe gcr.io/a/b:1";
     dir.write("f.yaml", before);
-    let out = dir.run(&["update", "--image-reference", "redis:7.2", "--image-reference", "gcr.io/a/b:22"]);
+    let out = dir.run(&[
+        "update",
+        "--image-reference",
+        "redis:7.2",
+        "--image-reference",
+        "gcr.io/a/b:22",
+    ]);
     assert_exit(&out, 0);
     assert_eq!(
         dir.read("f.yaml"),
@@ -218,11 +249,20 @@ fn update_keeps_permissions_and_symlinks() {
     let real = dir.write("real/values.yaml", "image: gcr.io/a/b:1\n");
     symlink(&real, dir.path().join("link.yaml")).unwrap();
 
-    let out = dir.run(&["update", "--image-reference", "gcr.io/a/b:2", "run.sh", "link.yaml"]);
+    let out = dir.run(&[
+        "update",
+        "--image-reference",
+        "gcr.io/a/b:2",
+        "run.sh",
+        "link.yaml",
+    ]);
     assert_exit(&out, 0);
     let mode = fs::metadata(&script).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o755);
-    assert_eq!(dir.read_string("run.sh"), "#!/bin/sh\nexec docker run gcr.io/a/b:2\n");
+    assert_eq!(
+        dir.read_string("run.sh"),
+        "#!/bin/sh\nexec docker run gcr.io/a/b:2\n"
+    );
     let link = fs::symlink_metadata(dir.path().join("link.yaml")).unwrap();
     assert!(link.file_type().is_symlink(), "the symlink stays a symlink");
     assert_eq!(dir.read_string("real/values.yaml"), "image: gcr.io/a/b:2\n");
@@ -232,7 +272,13 @@ fn update_keeps_permissions_and_symlinks() {
 fn conflicting_image_references_are_a_usage_error_and_write_nothing() {
     let dir = Dir::new();
     dir.write("f.yaml", "image: nginx:1.25\n");
-    let out = dir.run(&["update", "--image-reference", "nginx:1.26", "--image-reference", "nginx:1.27"]);
+    let out = dir.run(&[
+        "update",
+        "--image-reference",
+        "nginx:1.26",
+        "--image-reference",
+        "nginx:1.27",
+    ]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("--matching-tag"), "{}", stderr(&out));
     assert_eq!(dir.read_string("f.yaml"), "image: nginx:1.25\n");
@@ -241,7 +287,9 @@ fn conflicting_image_references_are_a_usage_error_and_write_nothing() {
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     let dir = Dir::new();
-    let text: String = (0..3000).map(|i| format!("image: gcr.io/p/app{i}:v1\n")).collect();
+    let text: String = (0..3000)
+        .map(|i| format!("image: gcr.io/p/app{i}:v1\n"))
+        .collect();
     for f in 0..20 {
         dir.write(&format!("f{f:02}.yaml"), &text);
     }

@@ -47,7 +47,10 @@ fn list_reads_the_whole_corpus_and_finds_what_a_person_finds() {
             !reference.starts_with(".com/") && !line.contains("container:container.bzl"),
             "a fragment or Bazel label: {line}"
         );
-        assert!(!line.contains("%s") && !line.contains("%%"), "a template: {line}");
+        assert!(
+            !line.contains("%s") && !line.contains("%%"),
+            "a template: {line}"
+        );
     }
     for wrong in [
         "prometheus-operator__kube-prometheus/jsonnet/kube-prometheus/main.libsonnet:quay.io/prometheus/alertmanager:v",
@@ -108,7 +111,11 @@ fn an_update_changes_nothing_but_reference_spans() {
         if before != after {
             changed += 1;
         }
-        assert!(expected == after, "{} differs outside reference spans", rel.display());
+        assert!(
+            expected == after,
+            "{} differs outside reference spans",
+            rel.display()
+        );
     });
     assert!(changed > 1000, "only {changed} files changed");
 }

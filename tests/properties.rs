@@ -28,30 +28,35 @@ fn qualified() -> impl Strategy<Value = String> {
         prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}[A-Za-z0-9_]"),
         prop::option::of("[a-f0-9]{64}"),
     )
-        .prop_filter_map("a name with a / and a tag or digest", |(h, path, tag, digest)| {
-            let mut name = path.join("/");
-            if let Some(h) = h {
-                name = format!("{h}/{name}");
-            }
-            if !name.contains('/') || (tag.is_none() && digest.is_none()) {
-                return None;
-            }
-            // `dir/file.go:12` reads as a file and line, and is left out on purpose.
-            let numeric = tag.as_deref().is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()));
-            if numeric && path.last().is_some_and(|c| c.contains('.')) {
-                return None;
-            }
-            let mut text = name;
-            if let Some(t) = tag {
-                text.push(':');
-                text.push_str(&t);
-            }
-            if let Some(d) = digest {
-                text.push_str("@sha256:");
-                text.push_str(&d);
-            }
-            Some(text)
-        })
+        .prop_filter_map(
+            "a name with a / and a tag or digest",
+            |(h, path, tag, digest)| {
+                let mut name = path.join("/");
+                if let Some(h) = h {
+                    name = format!("{h}/{name}");
+                }
+                if !name.contains('/') || (tag.is_none() && digest.is_none()) {
+                    return None;
+                }
+                // `dir/file.go:12` reads as a file and line, and is left out on purpose.
+                let numeric = tag
+                    .as_deref()
+                    .is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()));
+                if numeric && path.last().is_some_and(|c| c.contains('.')) {
+                    return None;
+                }
+                let mut text = name;
+                if let Some(t) = tag {
+                    text.push(':');
+                    text.push_str(&t);
+                }
+                if let Some(d) = digest {
+                    text.push_str("@sha256:");
+                    text.push_str(&d);
+                }
+                Some(text)
+            },
+        )
 }
 
 /// Text that mixes noise, separators, image contexts and references.
