@@ -8,6 +8,7 @@
 //! out as `tracing` events.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod files;
 pub mod inventory;

@@ -93,6 +93,7 @@ impl Scanner {
             }
         }
         let Some((context, yaml_item)) = &self.context else {
+            drop_ignored(haystack, &mut found);
             return found;
         };
         let qualified = found.len();
@@ -121,8 +122,24 @@ impl Scanner {
             // Two contexts may lead to the same token (`image: docker://alpine:3`).
             found.dedup_by(|later, earlier| later.start < earlier.end);
         }
+        drop_ignored(haystack, &mut found);
         found
     }
+}
+
+/// The marker that makes cru leave the references on its line alone (in any comment syntax).
+pub const IGNORE_MARKER: &[u8] = b"cru:ignore";
+
+/// Drops the references on lines that carry [`IGNORE_MARKER`] after them.
+fn drop_ignored(haystack: &[u8], found: &mut Vec<Occurrence>) {
+    if found.is_empty() || memchr::memmem::find(haystack, IGNORE_MARKER).is_none() {
+        return;
+    }
+    found.retain(|occ| {
+        let rest = &haystack[occ.end..];
+        let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+        memchr::memmem::find(line, IGNORE_MARKER).is_none()
+    });
 }
 
 /// Whether a [`CONTEXT`] match at `start` stands where it counts.
@@ -633,6 +650,14 @@ mod tests {
         // Lists elsewhere are not image contexts.
         assert!(refs("args:\n  - foo:bar\nenv:\n  - name: key:value\n").is_empty());
         assert!(refs("services:\n  web:\n    ports:\n      - 80:80\n      - a:b\n").is_empty());
+    }
+
+    #[test]
+    fn a_cru_ignore_comment_hides_the_references_before_it_on_its_line() {
+        let text = "image: nginx:1.25 # cru:ignore\nimage: redis:7\nx: gcr.io/a/b:1 // cru:ignore old\n- gcr.io/a/c:1 <!-- cru:ignore -->\n";
+        assert_eq!(refs(text), ["redis:7"]);
+        assert_eq!(qualified_only(text), Vec::<String>::new());
+        assert_eq!(refs("# cru:ignore\nimage: nginx:1.25\n"), ["nginx:1.25"]);
     }
 
     #[test]
