@@ -7,3 +7,5 @@
 //! caller passes, progress goes out as `tracing` events.
 
 pub mod reference;
+pub mod registry;
+pub mod tags;

@@ -251,8 +251,7 @@ pub fn is_tag(text: &str) -> bool {
     !b.is_empty()
         && b.len() <= TAG_MAX
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
@@ -300,7 +299,11 @@ mod tests {
             "registry-1.docker.io/library/nginx",
         ] {
             let other = Reference::parse(spelling).unwrap();
-            assert_eq!(other.normalized_name(), "docker.io/library/nginx", "{spelling}");
+            assert_eq!(
+                other.normalized_name(),
+                "docker.io/library/nginx",
+                "{spelling}"
+            );
         }
     }
 
@@ -308,7 +311,12 @@ mod tests {
     fn namespaced_names_without_host_are_docker_hub() {
         assert_eq!(
             parts("bitnami/nginx:1.2"),
-            ("docker.io".into(), "bitnami/nginx".into(), Some("1.2".into()), None)
+            (
+                "docker.io".into(),
+                "bitnami/nginx".into(),
+                Some("1.2".into()),
+                None
+            )
         );
     }
 
