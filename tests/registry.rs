@@ -195,7 +195,7 @@ fn credentials_from_plain_auths() {
         ));
         assert_eq!(
             env.resolver().resolve_digests(&r).unwrap(),
-            [digest.clone()]
+            std::slice::from_ref(&digest)
         );
     }
     assert_eq!(reg.skopeo_digest("private/app:1"), digest);

@@ -63,6 +63,7 @@ impl Registry {
             );
         }
         // A port can be taken between finding and binding it; try a few.
+        let mut last_log = String::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut auth = String::new();
@@ -109,9 +110,9 @@ impl Registry {
             if registry.wait_ready() {
                 return registry;
             }
-            registry_log_tail(registry.dir.path());
+            last_log = registry_log(registry.dir.path());
         }
-        panic!("docker-registry did not start; see its log above");
+        panic!("docker-registry did not start; its log:\n{last_log}");
     }
 
     fn wait_ready(&mut self) -> bool {
@@ -314,10 +315,8 @@ impl Registry {
     }
 }
 
-fn registry_log_tail(dir: &Path) {
-    if let Ok(log) = std::fs::read_to_string(dir.join("registry.log")) {
-        eprintln!("docker-registry log:\n{log}");
-    }
+fn registry_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default()
 }
 
 impl Drop for Registry {
