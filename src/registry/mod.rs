@@ -368,8 +368,9 @@ impl Inner {
         let own = r.tag().ok_or_else(|| Error::NoTag {
             reference: r.normalized_name(),
         })?;
-        let digest = self.resolve(r).await?;
-        let (ep, tags) = self.tags_of(r).await?;
+        // The tag's digest and the tag list do not depend on each other: ask both at once.
+        let (digest, listed) = tokio::join!(self.resolve(r), self.tags_of(r));
+        let (digest, (ep, tags)) = (digest?, listed?);
         let lookups = tags
             .iter()
             .filter(|t| t.as_str() != own)

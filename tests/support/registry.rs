@@ -36,6 +36,20 @@ pub struct Registry {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    pusher: Pusher,
+}
+
+impl std::ops::Deref for Registry {
+    type Target = Pusher;
+
+    fn deref(&self) -> &Pusher {
+        &self.pusher
+    }
+}
+
+/// Pushes test images to a registry over plain HTTP (and reads them back with skopeo).
+pub struct Pusher {
+    host: String,
     basic: Option<(String, String)>,
     http: reqwest::blocking::Client,
 }
@@ -101,11 +115,7 @@ impl Registry {
                 child,
                 port,
                 dir,
-                basic: basic.clone(),
-                http: reqwest::blocking::Client::builder()
-                    .timeout(Duration::from_secs(30))
-                    .build()
-                    .unwrap(),
+                pusher: Pusher::new(&format!("127.0.0.1:{port}"), basic.clone()),
             };
             if registry.wait_ready() {
                 return registry;
@@ -131,9 +141,28 @@ impl Registry {
         false
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Pusher {
+    /// A pusher for the plain-HTTP registry at `host` (`127.0.0.1:PORT`).
+    pub fn new(host: &str, basic: Option<(String, String)>) -> Pusher {
+        Pusher {
+            host: host.to_owned(),
+            basic,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.host.clone()
     }
 
     /// `http://127.0.0.1:PORT`.
