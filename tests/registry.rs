@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use cru::reference::Reference;
 use cru::registry::{Error, Platform, Resolver, ResolverOptions, RetryPolicy};
-use support::registry::{Proxy, Registry};
+use support::fake::{fake_manifest, FakeRegistry};
+use support::registry::{sha256, Proxy, Registry};
 
 /// Options isolated from the user's settings: an empty registries.conf and docker config.
 struct Env {
@@ -411,4 +412,91 @@ fn one_head_per_unique_tag_and_no_manifest_get() {
     assert_eq!(kinds("HEAD", "/manifests/"), 6, "{log:?}");
     assert_eq!(kinds("GET", "/manifests/"), 0, "{log:?}");
     assert_eq!(log.len(), 7, "6 HEADs and one ping: {log:?}");
+}
+
+#[test]
+fn one_token_per_repository_under_concurrency() {
+    let fake = FakeRegistry::start();
+    let mut names = Vec::new();
+    for repo in ["t/a", "t/b", "t/c"] {
+        for tag in ["1", "2", "3", "4", "5", "6"] {
+            names.push(format!("{repo}:{tag}"));
+        }
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let got = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&fake.host(), &names))
+        .unwrap();
+    assert_eq!(got[0], sha256(fake_manifest("t/a", "1").as_bytes()));
+    let log = fake.log();
+    let tokens = |repo: &str| {
+        log.iter()
+            .filter(|l| l.contains("/token?") && l.contains(&repo.replace('/', "%2F")))
+            .count()
+    };
+    assert_eq!(
+        (tokens("t/a"), tokens("t/b"), tokens("t/c")),
+        (1, 1, 1),
+        "{log:#?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("GET /v2/ ")).count(),
+        1,
+        "{log:#?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("HEAD ")).count(),
+        18,
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn head_without_digest_falls_back_to_get_and_hashes_the_body() {
+    let fake = FakeRegistry::start();
+    let got = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&fake.host(), &["x/y:nodigest"]))
+        .unwrap();
+    assert_eq!(got, [sha256(fake_manifest("x/y", "nodigest").as_bytes())]);
+    let manifest: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        manifest,
+        [
+            "HEAD /v2/x/y/manifests/nodigest 200",
+            "GET /v2/x/y/manifests/nodigest 200"
+        ]
+    );
+}
+
+#[test]
+fn not_found_and_rate_limited_heads_are_never_retried_as_get() {
+    let fake = FakeRegistry::start();
+    let resolver = Env::new().resolver();
+    let err = resolver
+        .resolve_digests(&refs(&fake.host(), &["x/y:missing"]))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let got = resolver
+        .resolve_digests(&refs(&fake.host(), &["x/y:limited"]))
+        .unwrap();
+    assert_eq!(got, [sha256(fake_manifest("x/y", "limited").as_bytes())]);
+    let manifest: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        manifest,
+        [
+            "HEAD /v2/x/y/manifests/missing 404",
+            "HEAD /v2/x/y/manifests/limited 429",
+            "HEAD /v2/x/y/manifests/limited 200"
+        ]
+    );
 }
