@@ -500,3 +500,48 @@ fn not_found_and_rate_limited_heads_are_never_retried_as_get() {
         ]
     );
 }
+
+/// Collects everything `tracing` emits, at every level, from the current thread.
+fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+#[test]
+fn passwords_never_reach_logs_or_errors_at_any_level() {
+    let reg = Registry::start_with_htpasswd(USER, PASSWORD);
+    reg.push_oci("private/app", "x", &["1"]);
+    let r = refs(&reg.host(), &["private/app:1", "private/app:nope"]);
+    let basic = b64(&format!("{USER}:{PASSWORD}"));
+    let env = Env::new().with_docker_config(&format!(
+        r#"{{"auths": {{"{}": {{"auth": "{basic}"}}}}}}"#,
+        reg.host()
+    ));
+    let (result, logs) = capture_logs(|| env.resolver().resolve_digests(&r));
+    let err = result.unwrap_err();
+    let shown = format!("{logs}\n{err}\n{err:?}");
+    assert!(logs.contains("resolving repository"), "{logs}");
+    assert!(
+        !shown.contains(PASSWORD) && !shown.contains(&basic),
+        "{shown}"
+    );
+}

@@ -143,8 +143,8 @@ pub enum Error {
     },
     /// The registry refused the credentials, or wants some.
     #[error(
-        "{reference}: unauthorized on {registry}; log in with `docker login {registry}` \
-         or configure a credential helper in the docker config"
+        "{reference}: unauthorized on {registry} (or no such repository); log in with \
+         `docker login {registry}` or configure a credential helper in the docker config"
     )]
     Unauthorized {
         /// The reference.
