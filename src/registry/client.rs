@@ -302,18 +302,7 @@ impl Client {
     async fn registry(&self, ep: &Endpoint) -> Result<Arc<RegistryState>, Failure> {
         cell(&self.registries, ep.base_url())
             .get_or_init(|| async {
-                let credential = match self.docker_config.source_for(&ep.host) {
-                    CredentialSource::Anonymous => None,
-                    CredentialSource::Static(c) => Some(c),
-                    CredentialSource::Helper { name, server } => {
-                        auth::run_helper(&name, &server).await
-                    }
-                };
-                tracing::debug!(
-                    registry = ep.host,
-                    credentials = credential.is_some(),
-                    "pinging registry"
-                );
+                tracing::debug!(registry = ep.host, "pinging registry");
                 let url = format!("{}/v2/", ep.base_url());
                 let resp = self.send(|| self.http.get(&url)).await?;
                 let challenge = if resp.status() == StatusCode::UNAUTHORIZED {
@@ -326,6 +315,21 @@ impl Client {
                 } else {
                     Challenge::None
                 };
+                // Decided once, before any repository request; helpers only run when the
+                // registry asks for authentication (an open registry needs none).
+                let credential = match (&challenge, self.docker_config.source_for(&ep.host)) {
+                    (Challenge::None, _) | (_, CredentialSource::Anonymous) => None,
+                    (_, CredentialSource::Static(c)) => Some(c),
+                    (_, CredentialSource::Helper { name, server }) => {
+                        auth::run_helper(&name, &server).await
+                    }
+                };
+                tracing::debug!(
+                    registry = ep.host,
+                    ?challenge,
+                    credentials = credential.is_some(),
+                    "registry authentication decided"
+                );
                 Ok(Arc::new(RegistryState {
                     challenge,
                     credential,
