@@ -545,3 +545,20 @@ fn passwords_never_reach_logs_or_errors_at_any_level() {
         "{shown}"
     );
 }
+
+#[test]
+fn tag_list_pages_are_followed_until_a_link_repeats() {
+    let fake = FakeRegistry::start();
+    let choices = Env::new()
+        .resolver()
+        .resolve_tags(&refs(&fake.host(), &["paged/app:latest"]))
+        .unwrap();
+    assert_eq!(choices[0].matching, ["1.2", "1", "latest"]);
+    assert_eq!(choices[0].best, "1.2");
+    let lists = fake
+        .log()
+        .iter()
+        .filter(|l| l.contains("/tags/list"))
+        .count();
+    assert_eq!(lists, 2, "{:#?}", fake.log());
+}

@@ -4,7 +4,8 @@
 //!
 //! Manifests: every `/v2/REPO/manifests/TAG` exists, with a small body naming REPO and TAG,
 //! except the tags `missing` (404), `nodigest` (no digest header) and `limited` (the first
-//! request gets 429 with `Retry-After: 1`).
+//! request gets 429 with `Retry-After: 1`). `paged/app` has a tag list in pages whose last
+//! page links to itself; all its tags but `other` share one digest.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -170,6 +171,22 @@ fn answer(
             .trim_end_matches(":pull");
         return (200, vec![], format!(r#"{{"token":"tok-{repo}"}}"#));
     }
+    if let Some(query) = target.strip_prefix("/v2/paged/app/tags/list") {
+        if headers.get("authorization").map(String::as_str) != Some("Bearer tok-paged/app") {
+            return challenge();
+        }
+        // Page 2 links to itself: a client that follows blindly never stops.
+        let (tags, next) = if query.contains("last=") {
+            (r#"["1.2","other"]"#, "/v2/paged/app/tags/list?n=2&last=1")
+        } else {
+            (r#"["latest","1"]"#, "/v2/paged/app/tags/list?n=2&last=1")
+        };
+        return (
+            200,
+            vec![("Link".to_owned(), format!(r#"<{next}>; rel="next""#))],
+            format!(r#"{{"name":"paged/app","tags":{tags}}}"#),
+        );
+    }
     let Some((repo, tag)) = target
         .strip_prefix("/v2/")
         .and_then(|p| p.rsplit_once("/manifests/"))
@@ -179,7 +196,11 @@ fn answer(
     if headers.get("authorization").map(String::as_str) != Some(&format!("Bearer tok-{repo}")) {
         return challenge();
     }
-    let body = fake_manifest(repo, tag);
+    // In `paged/app` every tag but `other` is one image.
+    let body = match (repo, tag) {
+        ("paged/app", t) if t != "other" => fake_manifest(repo, "shared"),
+        _ => fake_manifest(repo, tag),
+    };
     let mut extra = vec![(
         "Content-Type".to_owned(),
         "application/vnd.oci.image.manifest.v1+json".to_owned(),
