@@ -9,11 +9,14 @@ use clap::CommandFactory;
 
 use crate::check::{self, Policy};
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, ScanArgs, UpdateArgs,
+    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, RegistryArgs, ScanArgs, UpdateArgs,
 };
 use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
 use crate::plan::{ConflictError, Rules, Selection};
+use crate::reference::Reference;
+use crate::registry::{Resolver, ResolverOptions, SetupError};
+use crate::resolve::{Lookups, RegistryResolve};
 use crate::scan::{ScanOptions, Scanner};
 use crate::update::{self, Offline, UpdateError, UpdateOptions};
 
@@ -42,6 +45,12 @@ pub enum Error {
     /// The update failed and wrote nothing.
     #[error(transparent)]
     Update(#[from] UpdateError),
+    /// The registry settings or credentials could not be read, or the client not started.
+    #[error(transparent)]
+    Registry(#[from] SetupError),
+    /// Registry lookups failed (each was reported).
+    #[error("{0} registry lookups failed")]
+    Lookups(usize),
     /// Results could not be written.
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
@@ -52,7 +61,10 @@ impl Error {
     pub fn status(&self) -> Status {
         match self {
             Error::NoSuchPath(_) | Error::Conflict(_) => Status::Usage,
-            Error::Update(_) | Error::Output(_) => Status::Failure,
+            Error::Registry(SetupError::Config(_) | SetupError::Auth(_)) => Status::Usage,
+            Error::Registry(_) | Error::Lookups(_) | Error::Update(_) | Error::Output(_) => {
+                Status::Failure
+            }
         }
     }
 
@@ -140,12 +152,71 @@ fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
         rules: Rules::new(selection, args.matching_tag)?,
         dry_run: args.dry_run || args.check,
     };
-    let summary = update::run(&roots, &scanner, &options, &Offline, out)?;
+    let lookups = Lookups {
+        digest: args.resolve_digest,
+        tag: args.resolve_tag,
+    };
+    let summary = if lookups.digest || lookups.tag {
+        let resolver = RegistryResolve::new(resolver(&args.registry)?, lookups);
+        update::run(&roots, &scanner, &options, &resolver, out)?
+    } else {
+        update::run(&roots, &scanner, &options, &Offline, out)?
+    };
     Ok(if args.check && !summary.files.is_empty() {
         Status::Findings
     } else {
         Status::Success
     })
+}
+
+fn resolver(args: &RegistryArgs) -> Result<Resolver, Error> {
+    Ok(Resolver::new(ResolverOptions {
+        registries_conf: args.registries_conf.clone(),
+        platform: args.platform.clone(),
+        jobs: usize::from(args.jobs),
+        ..ResolverOptions::default()
+    })?)
+}
+
+/// Asks the registries what the tags of pinned references point at now.
+fn stale_findings(
+    inventory: &Inventory,
+    args: &RegistryArgs,
+) -> Result<Vec<check::Finding>, Error> {
+    let mut pinned: Vec<Reference> = inventory
+        .files
+        .iter()
+        .flat_map(|f| &f.refs)
+        .map(|r| &r.occurrence.reference)
+        .filter(|r| r.tag().is_some() && r.digest().is_some())
+        .map(|r| r.with(r.tag(), None))
+        .collect();
+    pinned.sort_by_key(|r| (r.normalized_name(), r.tag().map(str::to_owned)));
+    pinned.dedup_by_key(|r| (r.normalized_name(), r.tag().map(str::to_owned)));
+    if pinned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut now = std::collections::HashMap::new();
+    let mut failed = 0;
+    for (r, outcome) in pinned.iter().zip(resolver(args)?.digests_each(&pinned)) {
+        match outcome {
+            Ok(digest) => {
+                now.insert((r.normalized_name(), r.tag().map(str::to_owned)), digest);
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Lookups(failed));
+    }
+    let current = |r: &Reference| {
+        now.get(&(r.normalized_name(), r.tag().map(str::to_owned)))
+            .cloned()
+    };
+    Ok(check::stale_findings(inventory, &current))
 }
 
 fn run_check(args: CheckArgs, out: &mut dyn Write) -> Result<Status, Error> {
@@ -159,7 +230,11 @@ fn run_check(args: CheckArgs, out: &mut dyn Write) -> Result<Status, Error> {
         require_digest: args.require_digest || !args.require_tag,
         require_tag: args.require_tag,
     };
-    let findings = check::policy_findings(&inventory, policy);
+    let mut findings = check::policy_findings(&inventory, policy);
+    if args.stale {
+        findings.extend(stale_findings(&inventory, &args.registry)?);
+        findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    }
     let format = match args.format {
         CheckFormat::Text => check::Format::Text,
         CheckFormat::Json => check::Format::Json,
