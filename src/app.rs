@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command, ListArgs, ListFormat, ScanArgs, UpdateArgs};
+use crate::git::{self, Checkout, CommitSpec};
 use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
 use crate::plan::{ConflictError, Rules, Selection};
@@ -40,6 +41,9 @@ pub enum Error {
     /// Results could not be written.
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
+    /// Cloning, committing or pushing failed.
+    #[error(transparent)]
+    Git(#[from] git::GitError),
 }
 
 impl Error {
@@ -47,7 +51,7 @@ impl Error {
     pub fn status(&self) -> Status {
         match self {
             Error::NoSuchPath(_) | Error::Conflict(_) => Status::Usage,
-            Error::Update(_) | Error::Output(_) => Status::Failure,
+            Error::Update(_) | Error::Output(_) | Error::Git(_) => Status::Failure,
         }
     }
 
@@ -72,6 +76,10 @@ pub fn verbose(cli: &Cli) -> bool {
 /// Runs the command; results go to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
     match cli.command {
+        Command::List(args) if args.git.repository.is_some() => list_in_repository(args, out),
+        Command::Update(args) if args.git.repo.repository.is_some() => {
+            update_in_repository(args, out)
+        }
         Command::List(args) => run_list(args, out),
         Command::Update(args) => run_update(args, out),
     }
@@ -125,5 +133,85 @@ fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
         dry_run: args.dry_run,
     };
     update::run(&roots, &scanner, &options, &Offline, out)?;
+    Ok(Status::Success)
+}
+
+// --- git: `--repository`, `--branch`, `--commit` (see docs/git.md) ---
+
+/// The current folder, set to a repository's working tree for the time of a command so that
+/// PATHs and the file names shown are relative to its root; restored on drop.
+struct InDir(Option<PathBuf>);
+
+impl InDir {
+    fn enter(checkout: &Checkout) -> Result<InDir, Error> {
+        let before = std::env::current_dir().ok();
+        std::env::set_current_dir(checkout.workdir()).map_err(|e| git::GitError::Step {
+            step: git::Step::Open,
+            url: checkout.shown().to_string(),
+            branch: checkout.branch().map(str::to_string),
+            message: format!("entering the working tree: {e}"),
+        })?;
+        Ok(InDir(before))
+    }
+}
+
+impl Drop for InDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::env::set_current_dir(dir);
+        }
+    }
+}
+
+fn non_interactive() {
+    // Credential helpers and askpass programs run as children: they must not wait on a
+    // terminal. Set before any thread is started.
+    std::env::set_var("GIT_TERMINAL_PROMPT", "0");
+}
+
+fn list_in_repository(args: ListArgs, out: &mut dyn Write) -> Result<Status, Error> {
+    non_interactive();
+    let repository = args.git.repository.as_deref().unwrap_or(".");
+    let checkout = Checkout::new(repository, args.git.branch.as_deref())?;
+    let _in = InDir::enter(&checkout)?;
+    run_list(args, out)
+}
+
+fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
+    non_interactive();
+    let git_args = &args.git;
+    let repository = git_args.repo.repository.as_deref().unwrap_or(".");
+    let checkout = Checkout::new(repository, git_args.repo.branch.as_deref())?;
+    let _in = InDir::enter(&checkout)?;
+    let (roots, scanner) = roots_and_scanner(&args.scan)?;
+    let selection = if args.all {
+        Selection::All
+    } else {
+        Selection::References(args.image_reference.clone())
+    };
+    let rules = Rules::new(selection, args.matching_tag)?;
+    let commit = git_args.commit.as_ref().map(|message| CommitSpec {
+        message: message.clone(),
+        name: git_args.username.clone(),
+        email: git_args.email.clone(),
+        push: git_args.push,
+    });
+    let outcome = checkout.update(commit.as_ref(), args.dry_run, |_workdir, dry_run| {
+        let options = UpdateOptions {
+            rules: rules.clone(),
+            dry_run,
+        };
+        // A dry run that cru makes for itself (to check the files it would change) shows
+        // nothing; the user's --dry-run shows its diff.
+        let mut sink = io::sink();
+        let out: &mut dyn Write = if dry_run && !args.dry_run {
+            &mut sink
+        } else {
+            &mut *out
+        };
+        let summary = update::run(&roots, &scanner, &options, &Offline, out)?;
+        Ok(summary.paths)
+    })?;
+    tracing::debug!("git outcome: {outcome:?}");
     Ok(Status::Success)
 }

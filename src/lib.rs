@@ -10,6 +10,7 @@
 pub mod app;
 pub mod cli;
 pub mod files;
+pub mod git;
 pub mod inventory;
 pub mod list;
 pub mod plan;
