@@ -199,6 +199,10 @@ impl Checkout {
     /// out (default: the remote's default branch).
     pub fn new(repository: &str, branch: Option<&str>) -> Result<Checkout, GitError> {
         match Location::parse(repository) {
+            // A bare repository on disk has no working tree to update: clone it like a URL.
+            Location::Path(path) if Repository::open_bare(&path).is_ok() => {
+                Checkout::clone(repository, branch)
+            }
             Location::Path(path) => Checkout::open(&path, branch),
             Location::Remote(url) => Checkout::clone(&url, branch),
         }
