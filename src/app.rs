@@ -209,7 +209,15 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         } else {
             &mut *out
         };
-        let summary = update::run(&roots, &scanner, &options, &Offline, out)?;
+        let summary = if dry_run && !args.dry_run {
+            // cru's own preview is silent: its log lines would read like a --dry-run.
+            let quiet = tracing::subscriber::NoSubscriber::default();
+            tracing::subscriber::with_default(quiet, || {
+                update::run(&roots, &scanner, &options, &Offline, out)
+            })?
+        } else {
+            update::run(&roots, &scanner, &options, &Offline, out)?
+        };
         Ok(summary.paths)
     })?;
     tracing::debug!("git outcome: {outcome:?}");

@@ -56,6 +56,11 @@ fn clones_checks_out_a_branch_commits_with_the_author_and_pushes() {
     assert_eq!(env.rev(&bare, "main"), main_before, "other branches stay");
     assert_eq!(env.rev(&bare, "release^"), main_before, "one commit on top");
     assert!(err.contains("pushed"), "{err}");
+    assert_eq!(
+        env.leftovers(),
+        Vec::<String>::new(),
+        "the clone is removed"
+    );
 }
 
 #[test]
@@ -107,6 +112,11 @@ fn a_missing_branch_is_a_clear_error() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("branch \"nope\" does not exist"), "{err}");
     assert!(err.contains(&file_url(&bare)), "{err}");
+    assert_eq!(
+        env.leftovers(),
+        Vec::<String>::new(),
+        "the clone is removed on failure"
+    );
 }
 
 #[test]
@@ -260,6 +270,38 @@ fn a_local_repository_keeps_the_users_own_changes_out_of_the_commit() {
 }
 
 #[test]
+fn a_local_repository_is_not_switched_to_another_branch() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &["dev"]);
+    let work = env.path("work");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    let (code, _, err) = run(env.cru().args([
+        "update",
+        "--repository",
+        work.to_str().unwrap(),
+        "--branch",
+        "dev",
+        "--all",
+        "--commit",
+        "x",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("checkout failed") && err.contains("on main"),
+        "{err}"
+    );
+    assert_eq!(env.git(&work, &["status", "--porcelain"]), "");
+}
+
+#[test]
 fn a_local_file_with_the_users_own_changes_is_refused_and_left_alone() {
     let env = Env::new();
     let bare = env.bare_repo("remote", FILES, &[]);
@@ -323,6 +365,11 @@ fn a_server_side_rejection_fails_with_the_hooks_message() {
     assert!(err.contains("push failed for git://"), "{err}");
     assert!(err.contains("(branch main)"), "{err}");
     assert_eq!(env.rev(&bare, "main"), before);
+    assert_eq!(
+        env.leftovers(),
+        Vec::<String>::new(),
+        "the clone is removed on failure"
+    );
 }
 
 /// Ten writers, each changing a different reference in its own file, at the same time.
@@ -432,14 +479,21 @@ fn pushes_over_ssh_with_an_agent_key_and_with_an_identity_file() {
     let (code, err) = ssh_update(&env, &url, "1.25");
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("clone failed"), "{err}");
-    assert!(err.contains("credentials tried"), "{err}");
+    assert!(err.contains("credentials tried: none"), "{err}");
 
-    // From ~/.ssh/config IdentityFile.
+    // From ~/.ssh/config IdentityFile; the host key must be known.
     std::fs::write(
         env.home.join(".ssh/config"),
         "Host 127.0.0.1\n  IdentityFile ~/.ssh/deploy_key\n",
     )
     .unwrap();
+    let known_hosts = env.home.join(".ssh/known_hosts");
+    let known = std::fs::read(&known_hosts).unwrap();
+    std::fs::write(&known_hosts, "").unwrap();
+    let (code, err) = ssh_update(&env, &url, "1.25");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("known_hosts"), "{err}");
+    std::fs::write(&known_hosts, known).unwrap();
     let (code, err) = ssh_update(&env, &url, "1.25");
     assert_eq!(code, 0, "{err}");
     assert_eq!(
@@ -507,6 +561,26 @@ fn pushes_over_http_with_basic_auth_and_never_shows_the_password() {
     assert!(
         !out.contains("wr0ng-Passw0rd") && !err.contains("wr0ng-Passw0rd"),
         "{err}"
+    );
+
+    // GIT_ASKPASS, answering both prompts.
+    let askpass = env.path("askpass.sh");
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\ncase \"$1\" in Username*) echo alice;; *) echo '{password}';; esac\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, out, err) =
+        run(env
+            .cru()
+            .env("GIT_ASKPASS", &askpass)
+            .args(["list", "--repository", &plain]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Dockerfile:gcr.io/project/app:1.0\ndeploy/app.yaml:bitnami/nginx:1.25\n"
     );
 
     // A credential helper (git's own `store`) in the user's git config.

@@ -87,11 +87,20 @@ impl Env {
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
         std::fs::create_dir_all(home.join(".config")).unwrap();
         std::fs::write(home.join(".gitconfig"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         Env {
             dir,
             home,
             extra: Vec::new(),
         }
+    }
+
+    /// What is left in the TMPDIR that cru was given (temporary clones must be removed).
+    pub fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -118,7 +127,8 @@ impl Env {
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0");
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("TMPDIR", self.dir.path().join("tmp"));
         for (k, v) in &self.extra {
             cmd.env(k, v);
         }
