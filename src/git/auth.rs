@@ -24,7 +24,12 @@ pub struct Credentials {
     agent: bool,
     keys: Option<Vec<PathBuf>>,
     tried: Vec<String>,
+    calls: u32,
 }
+
+/// How often libgit2 may ask before cru gives up, whatever it asks for: a backstop against a
+/// transport that keeps asking for the same thing.
+const MAX_CALLS: u32 = 32;
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,6 +52,7 @@ impl Credentials {
             agent: false,
             keys: None,
             tried: Vec::new(),
+            calls: 0,
         }
     }
 
@@ -65,6 +71,13 @@ impl Credentials {
         username_from_url: Option<&str>,
         allowed: CredentialType,
     ) -> Result<Cred, git2::Error> {
+        self.calls += 1;
+        if self.calls > MAX_CALLS {
+            return Err(git2::Error::from_str(&format!(
+                "authentication failed after {MAX_CALLS} attempts (credentials tried: {})",
+                self.tried()
+            )));
+        }
         let (url_user, url_password) = gurl::userinfo(&self.url);
         let user = username_from_url.map(str::to_string).or(url_user);
         if allowed.contains(CredentialType::USERNAME) {
