@@ -5,7 +5,12 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::cli::{Cli, Command, ListArgs, ListFormat, ScanArgs, UpdateArgs};
+use clap::CommandFactory;
+
+use crate::check::{self, Policy};
+use crate::cli::{
+    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, ScanArgs, UpdateArgs,
+};
 use crate::git::{self, Checkout, CommitSpec};
 use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
@@ -18,7 +23,7 @@ use crate::update::{self, Offline, UpdateError, UpdateOptions};
 pub enum Status {
     /// Everything worked.
     Success = 0,
-    /// The command found what it reports on (reserved for checks).
+    /// `check` found references that break the policy, or `update --check` would change files.
     Findings = 1,
     /// The command line or its input was wrong.
     Usage = 2,
@@ -70,6 +75,8 @@ pub fn verbose(cli: &Cli) -> bool {
     match &cli.command {
         Command::List(a) => a.scan.verbose,
         Command::Update(a) => a.scan.verbose,
+        Command::Check(a) => a.scan.verbose,
+        Command::Completions(_) | Command::Man => false,
     }
 }
 
@@ -82,6 +89,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
         }
         Command::List(args) => run_list(args, out),
         Command::Update(args) => run_update(args, out),
+        Command::Check(args) => run_check(args, out),
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut Cli::command(), "cru", out);
+            Ok(Status::Success)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(out)?;
+            Ok(Status::Success)
+        }
     }
 }
 
@@ -130,10 +146,47 @@ fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
     };
     let options = UpdateOptions {
         rules: Rules::new(selection, args.matching_tag)?,
-        dry_run: args.dry_run,
+        dry_run: args.dry_run || args.check,
     };
-    update::run(&roots, &scanner, &options, &Offline, out)?;
-    Ok(Status::Success)
+    let summary = update::run(&roots, &scanner, &options, &Offline, out)?;
+    Ok(if args.check && !summary.files.is_empty() {
+        Status::Findings
+    } else {
+        Status::Success
+    })
+}
+
+fn run_check(args: CheckArgs, out: &mut dyn Write) -> Result<Status, Error> {
+    let (roots, scanner) = roots_and_scanner(&args.scan)?;
+    let inventory = Inventory::take(&roots, &scanner);
+    for err in &inventory.errors {
+        tracing::error!("{err}");
+    }
+    let policy = Policy {
+        // Pinning is what a check is for when no policy is named.
+        require_digest: args.require_digest || !args.require_tag,
+        require_tag: args.require_tag,
+    };
+    let findings = check::policy_findings(&inventory, policy);
+    let format = match args.format {
+        CheckFormat::Text => check::Format::Text,
+        CheckFormat::Json => check::Format::Json,
+        CheckFormat::Github => check::Format::Github,
+    };
+    check::write(&findings, format, out)?;
+    if !inventory.errors.is_empty() {
+        return Ok(Status::Failure);
+    }
+    tracing::info!(
+        "{} image references checked, {} findings",
+        inventory.distinct_references(),
+        findings.len()
+    );
+    Ok(if findings.is_empty() {
+        Status::Success
+    } else {
+        Status::Findings
+    })
 }
 
 // --- git: `--repository`, `--branch`, `--commit` (see docs/git.md) ---
@@ -196,7 +249,9 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         email: git_args.email.clone(),
         push: git_args.push,
     });
-    let outcome = checkout.update(commit.as_ref(), args.dry_run, |_workdir, dry_run| {
+    // `--check` is a dry run whose exit status says whether files would change.
+    let asked_dry = args.dry_run || args.check;
+    let outcome = checkout.update(commit.as_ref(), asked_dry, |_workdir, dry_run| {
         let options = UpdateOptions {
             rules: rules.clone(),
             dry_run,
@@ -204,12 +259,12 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         // A dry run that cru makes for itself (to check the files it would change) shows
         // nothing; the user's --dry-run shows its diff.
         let mut sink = io::sink();
-        let out: &mut dyn Write = if dry_run && !args.dry_run {
+        let out: &mut dyn Write = if dry_run && !asked_dry {
             &mut sink
         } else {
             &mut *out
         };
-        let summary = if dry_run && !args.dry_run {
+        let summary = if dry_run && !asked_dry {
             // cru's own preview is silent: its log lines would read like a --dry-run.
             let quiet = tracing::subscriber::NoSubscriber::default();
             tracing::subscriber::with_default(quiet, || {
@@ -221,5 +276,8 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         Ok(summary.paths)
     })?;
     tracing::debug!("git outcome: {outcome:?}");
-    Ok(Status::Success)
+    Ok(match outcome {
+        git::Outcome::DryRun(_) if args.check => Status::Findings,
+        _ => Status::Success,
+    })
 }

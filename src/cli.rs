@@ -23,6 +23,12 @@ pub enum Command {
     List(ListArgs),
     /// Update image references in files.
     Update(UpdateArgs),
+    /// Report references that break a pinning policy (exit 1 if any).
+    Check(CheckArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), generated from these definitions.
+    Man,
 }
 
 /// Options shared by every subcommand that scans files.
@@ -80,6 +86,10 @@ pub struct UpdateArgs {
     /// Print a diff of what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Like --dry-run, and exit 1 if anything would change (for CI).
+    #[arg(long)]
+    pub check: bool,
 
     /// Update every reference found: to `latest` (digests dropped), or with --matching-tag to
     /// the same tag.
@@ -141,6 +151,46 @@ pub struct GitUpdateArgs {
     /// Push the commit of a local repository to its branch's upstream.
     #[arg(long, requires = "commit")]
     pub push: bool,
+}
+
+/// How `check` prints its findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum CheckFormat {
+    /// `file:line:column: message` lines.
+    #[default]
+    Text,
+    /// One JSON object per finding.
+    Json,
+    /// GitHub Actions workflow commands, shown inline on pull requests.
+    Github,
+}
+
+/// `cru check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Every reference must be pinned to a digest (the default when no policy is given).
+    #[arg(long)]
+    pub require_digest: bool,
+
+    /// Every reference must have a tag (a bare digest tells a reader nothing).
+    #[arg(long)]
+    pub require_tag: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: CheckFormat,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub scan: ScanArgs,
+}
+
+/// `cru completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 fn parse_reference(text: &str) -> Result<Reference, String> {

@@ -8,6 +8,7 @@
 //! out as `tracing` events.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod files;
 pub mod git;
@@ -15,7 +16,9 @@ pub mod inventory;
 pub mod list;
 pub mod plan;
 pub mod reference;
+pub mod registry;
 pub mod rewrite;
 pub mod scan;
+pub mod tags;
 pub mod update;
 pub mod walk;

@@ -44,28 +44,39 @@ impl Default for ScanOptions {
 #[derive(Debug, Clone)]
 pub struct Scanner {
     qualified: Regex,
-    context: Option<Regex>,
+    /// The image-context searches, when unqualified names are looked for.
+    context: Option<(Regex, Regex)>,
 }
 
 /// A candidate for a name with a `/`, then a tag and/or a digest. The candidate is loose
 /// (the first segment may be a host or a path component); [`Reference::parse`] decides.
 const QUALIFIED: &str = r"(?-u)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+(?::[A-Za-z0-9_][A-Za-z0-9_.-]*(?:@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+)?|@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+)";
 
-/// Image contexts; the reference starts where the match ends.
+/// Image contexts; the reference starts where the match ends. Every branch starts with a
+/// literal, so the search skips ahead quickly; what must stand before it is checked by
+/// [`context_applies`].
 /// - Dockerfile `FROM [--platform=…] ` and `COPY … --from=` at the start of a line;
-/// - a key `image` or `container` in any case, YAML/JSON/HCL style, quoted or not;
+/// - a key `image` or `container` (`image`, `Image`, `IMAGE`), YAML/JSON/HCL style, quoted or not;
 /// - a `--image=` or `--image ` flag (`kubectl run`, `gcloud run deploy`), `docker pull`;
 /// - a `docker://`, `docker-image://` or `oci://` transport.
-const CONTEXT: &str = r#"(?-u)(?m)^[ \t]*(?:FROM|from)[ \t]+(?:--[A-Za-z-]+=[^ \t\r\n]+[ \t]+)*|^[ \t]*(?:COPY|copy)[ \t]+(?:--[A-Za-z-]+(?:=[^ \t\r\n]*)?[ \t]+)*--from=|(?:^|[^A-Za-z0-9_.$-])["']?(?i:image|container)["']?[ \t]*[:=][ \t]*["']?|(?:^|[ \t])--image[= ]["']?|(?:^|[ \t])(?:docker|podman)[ \t]+pull[ \t]+(?:--?[A-Za-z-]+(?:=[^ \t\r\n]+)?[ \t]+)*["']?|(?:docker|docker-image|oci)://"#;
+const CONTEXT: &str = r#"(?-u)(?:FROM|from)[ \t]+(?:--[A-Za-z-]+=[^ \t\r\n]+[ \t]+)*|(?:COPY|copy)[ \t]+(?:--[A-Za-z-]+(?:=[^ \t\r\n]*)?[ \t]+)*--from=|(?:image|Image|IMAGE|container|Container|CONTAINER)["']?[ \t]*[:=][ \t]*["']?|--image[= ]["']?|(?:docker|podman)[ \t]+pull[ \t]+(?:--?[A-Za-z-]+(?:=[^ \t\r\n]+)?[ \t]+)*["']?|(?:docker|docker-image|oci)://"#;
+
+/// GitLab CI's structured image contexts: list items under `services:` (`- postgres:16`,
+/// `- name: mysql:8`) and `name:` under `image:`. Checked against the YAML nesting by
+/// [`yaml_image_item`].
+const YAML_ITEM: &str = r#"(?-u)(?m)^[ \t]*(?:-[ \t]+(?:name:[ \t]*)?|name:[ \t]*)["']?"#;
 
 impl Scanner {
     /// Builds a scanner.
     pub fn new(options: ScanOptions) -> Scanner {
         Scanner {
             qualified: Regex::new(QUALIFIED).expect("valid regex"),
-            context: options
-                .unqualified
-                .then(|| Regex::new(CONTEXT).expect("valid regex")),
+            context: options.unqualified.then(|| {
+                (
+                    Regex::new(CONTEXT).expect("valid regex"),
+                    Regex::new(YAML_ITEM).expect("valid regex"),
+                )
+            }),
         }
     }
 
@@ -81,36 +92,172 @@ impl Scanner {
                 found.push(occ);
             }
         }
-        if let Some(context) = &self.context {
-            let qualified = found.len();
-            for m in context.find_iter(haystack) {
-                let start = m.end();
-                if is_commented(haystack, m.start()) && !is_transport(m.as_bytes()) {
-                    continue;
-                }
-                let Some(occ) = token_at(haystack, start) else {
-                    continue;
-                };
+        let Some((context, yaml_item)) = &self.context else {
+            drop_ignored(haystack, &mut found);
+            return found;
+        };
+        let qualified = found.len();
+        let add = |found: &mut Vec<Occurrence>, occ: Option<Occurrence>| {
+            if let Some(occ) = occ {
                 if !overlaps(&found[..qualified], &occ) {
                     found.push(occ);
                 }
             }
-            if found.len() > qualified {
-                found.sort_by_key(|o| o.start);
+        };
+        for m in context.find_iter(haystack) {
+            if context_applies(haystack, m.start(), m.as_bytes()) {
+                add(&mut found, token_at(haystack, m.end()));
             }
         }
+        if has_yaml_image_lists(haystack) {
+            for m in yaml_item.find_iter(haystack) {
+                let occ = token_at(haystack, m.end());
+                if occ.is_some() && yaml_image_item(haystack, m.start(), m.as_bytes()) {
+                    add(&mut found, occ);
+                }
+            }
+        }
+        if found.len() > qualified {
+            found.sort_by_key(|o| o.start);
+            // Two contexts may lead to the same token (`image: docker://alpine:3`).
+            found.dedup_by(|later, earlier| later.start < earlier.end);
+        }
+        drop_ignored(haystack, &mut found);
         found
     }
+}
+
+/// The marker that makes cru leave the references on its line alone (in any comment syntax).
+pub const IGNORE_MARKER: &[u8] = b"cru:ignore";
+
+/// Drops the references on lines that carry [`IGNORE_MARKER`] after them.
+fn drop_ignored(haystack: &[u8], found: &mut Vec<Occurrence>) {
+    if found.is_empty() || memchr::memmem::find(haystack, IGNORE_MARKER).is_none() {
+        return;
+    }
+    found.retain(|occ| {
+        let rest = &haystack[occ.end..];
+        let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+        memchr::memmem::find(line, IGNORE_MARKER).is_none()
+    });
+}
+
+/// Whether a [`CONTEXT`] match at `start` stands where it counts.
+fn context_applies(haystack: &[u8], start: usize, matched: &[u8]) -> bool {
+    let before = &haystack[..start];
+    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+    let blank_before = before[line_start..]
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t'));
+    let kind = matched[0].to_ascii_lowercase();
+    match kind {
+        // A transport is a context wherever it stands, comments included.
+        _ if matched.ends_with(b"://") => true,
+        // Dockerfile instructions start a line.
+        b'f' => blank_before,
+        b'c' if matched[1].eq_ignore_ascii_case(&b'o')
+            && matched[2].eq_ignore_ascii_case(&b'p') =>
+        {
+            blank_before
+        }
+        // `--image` and `docker pull` follow a blank (or start a line).
+        b'-' | b'd' | b'p' => {
+            (start == line_start || matches!(before[start - 1], b' ' | b'\t'))
+                && !is_commented(haystack, start)
+        }
+        // A key: not the end of a longer key (`baseimage:`, `docker_image:`, `$image`).
+        _ => {
+            let key_start = match before.last() {
+                Some(b'"' | b'\'') => start - 1,
+                _ => start,
+            };
+            let glued = key_start > 0
+                && (haystack[key_start - 1].is_ascii_alphanumeric()
+                    || matches!(haystack[key_start - 1], b'_' | b'.' | b'$' | b'-'));
+            !glued && !is_commented(haystack, start)
+        }
+    }
+}
+
+/// A cheap test for files that may hold GitLab CI's structured image contexts.
+fn has_yaml_image_lists(haystack: &[u8]) -> bool {
+    memchr::memmem::find(haystack, b"services:").is_some()
+        || memchr::memmem::find(haystack, b"image:\n").is_some()
+        || memchr::memmem::find(haystack, b"image:\r\n").is_some()
+}
+
+/// Whether a [`YAML_ITEM`] match at `start` (a line start) is an image by its nesting:
+/// `- X` or `- name: X` in a `services:` list, or `name: X` in an `image:` mapping or in a
+/// `services:` list item.
+fn yaml_image_item(haystack: &[u8], start: usize, matched: &[u8]) -> bool {
+    let trimmed = matched.trim_ascii_start();
+    let item = trimmed.starts_with(b"-");
+    let Some(parent) = yaml_parent(haystack, start) else {
+        return false;
+    };
+    let parent_line = yaml_line(haystack, parent);
+    if item {
+        return yaml_key(parent_line) == Some(b"services");
+    }
+    // `name:` under `image:`, or in a list item's mapping under `services:`.
+    if yaml_key(parent_line) == Some(b"image") {
+        return true;
+    }
+    parent_line.trim_ascii_start().starts_with(b"-")
+        && yaml_parent(haystack, parent)
+            .is_some_and(|p| yaml_key(yaml_line(haystack, p)) == Some(b"services"))
+}
+
+/// The line starting at `start`, without its line break.
+fn yaml_line(haystack: &[u8], start: usize) -> &[u8] {
+    let end = memchr::memchr(b'\n', &haystack[start..]).map_or(haystack.len(), |i| start + i);
+    haystack[start..end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&haystack[start..end])
+}
+
+fn yaml_indent(line: &[u8]) -> usize {
+    line.iter().take_while(|&&b| b == b' ').count()
+}
+
+/// The key of a line that opens a block (`services:`, `- image:`), if it is one.
+fn yaml_key(line: &[u8]) -> Option<&[u8]> {
+    let line = line.trim_ascii();
+    let line = line.strip_prefix(b"-").unwrap_or(line).trim_ascii_start();
+    let (key, rest) = line.split_at(line.iter().position(|&b| b == b':')?);
+    let rest = rest[1..].trim_ascii();
+    (rest.is_empty() || rest.starts_with(b"#")).then_some(key.trim_ascii())
+}
+
+/// The start of the line that a YAML line at `start` nests in: the nearest line above with
+/// less indentation (or, for a list item, the same indentation without a `-`).
+fn yaml_parent(haystack: &[u8], start: usize) -> Option<usize> {
+    let line = yaml_line(haystack, start);
+    let indent = yaml_indent(line);
+    let item = line[indent..].starts_with(b"-");
+    let mut end = start;
+    while end > 0 {
+        let line_start = memchr::memrchr(b'\n', &haystack[..end - 1]).map_or(0, |i| i + 1);
+        let above = yaml_line(haystack, line_start);
+        end = line_start;
+        let content = above.trim_ascii();
+        if content.is_empty() || content.starts_with(b"#") {
+            continue;
+        }
+        let above_indent = yaml_indent(above);
+        if above_indent < indent
+            || (item && above_indent == indent && !above[above_indent..].starts_with(b"-"))
+        {
+            return Some(line_start);
+        }
+    }
+    None
 }
 
 /// Whether `occ` overlaps one of `sorted` (ordered by start, without overlaps).
 fn overlaps(sorted: &[Occurrence], occ: &Occurrence) -> bool {
     let i = sorted.partition_point(|o| o.start < occ.end);
     i > 0 && sorted[i - 1].end > occ.start
-}
-
-fn is_transport(context: &[u8]) -> bool {
-    context.ends_with(b"://")
 }
 
 /// Bytes that make a following reference part of a longer token: name characters, and the
@@ -152,14 +299,20 @@ fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
     }
     let text = std::str::from_utf8(&haystack[start..end]).ok()?;
     let reference = Reference::parse(text).ok()?;
-    match reference.tag() {
-        None if reference.digest().is_none() => return None,
+    if reference.name().len() + reference.suffix().len() != end - start {
+        // A transport prefix inside the span (`docker://docker://x:1`): not a clean token.
+        return None;
+    }
+    let rejected = match reference.tag() {
+        None => reference.digest().is_none(),
+        // `dir/file.go:12` and `"53": "kube-system/kube-dns:53"` are not images.
         Some(tag) if tag.bytes().all(|b| b.is_ascii_digit()) => {
-            if is_source_file(reference.name()) || is_port_mapping(&haystack[..start]) {
-                return None;
-            }
+            is_source_file(reference.name()) || is_port_mapping(&haystack[..start])
         }
-        _ => {}
+        Some(_) => false,
+    };
+    if rejected {
+        return None;
     }
     let name_end = start + reference.name().len();
     Some(Occurrence {
@@ -237,7 +390,13 @@ fn is_port_mapping(before: &[u8]) -> bool {
 }
 
 /// Reads the reference-like token that starts at `start` (the value after an image context).
-fn token_at(haystack: &[u8], start: usize) -> Option<Occurrence> {
+fn token_at(haystack: &[u8], mut start: usize) -> Option<Occurrence> {
+    if let Some(t) = TRANSPORTS
+        .iter()
+        .find(|t| haystack[start..].starts_with(t.as_bytes()))
+    {
+        start += t.len();
+    }
     let len = haystack[start..]
         .iter()
         .position(|&b| {
@@ -384,6 +543,8 @@ mod tests {
         assert_eq!(refs("oci://quay.io/a/b:1"), ["quay.io/a/b:1"]);
         assert_eq!(refs("    uses: docker://alpine:3.8"), ["alpine:3.8"]);
         assert_eq!(refs("uses: 'docker://alpine:3.8'"), ["alpine:3.8"]);
+        assert_eq!(refs("image: docker://alpine:3.8"), ["alpine:3.8"]);
+        assert_eq!(refs("image: docker://gcr.io/a/b:1"), ["gcr.io/a/b:1"]);
     }
 
     #[test]
@@ -475,6 +636,28 @@ mod tests {
         );
         assert!(refs("--images=nginx:1").is_empty());
         assert!(refs("docker run -p 80:80 nginx").is_empty());
+    }
+
+    #[test]
+    fn gitlab_services_and_image_names() {
+        let ci = "test:\n  image:\n    name: ruby:3.3\n    entrypoint: [\"\"]\n  services:\n    - postgres:16\n    - name: mysql:8.0\n      alias: db\n    - alias: cache\n      name: redis:7\n  script:\n    - echo x:1\n    - name: not:this\n";
+        assert_eq!(
+            refs(ci),
+            ["ruby:3.3", "postgres:16", "mysql:8.0", "redis:7"]
+        );
+        let flush = "services:\n- docker:dind\n# - old:1\n\n- name: docker:27-dind\n";
+        assert_eq!(refs(flush), ["docker:dind", "docker:27-dind"]);
+        // Lists elsewhere are not image contexts.
+        assert!(refs("args:\n  - foo:bar\nenv:\n  - name: key:value\n").is_empty());
+        assert!(refs("services:\n  web:\n    ports:\n      - 80:80\n      - a:b\n").is_empty());
+    }
+
+    #[test]
+    fn a_cru_ignore_comment_hides_the_references_before_it_on_its_line() {
+        let text = "image: nginx:1.25 # cru:ignore\nimage: redis:7\nx: gcr.io/a/b:1 // cru:ignore old\n- gcr.io/a/c:1 <!-- cru:ignore -->\n";
+        assert_eq!(refs(text), ["redis:7"]);
+        assert_eq!(qualified_only(text), Vec::<String>::new());
+        assert_eq!(refs("# cru:ignore\nimage: nginx:1.25\n"), ["nginx:1.25"]);
     }
 
     #[test]

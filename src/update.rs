@@ -211,3 +211,87 @@ pub fn run(
     }
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Selection;
+    use crate::scan::ScanOptions;
+    use std::fs;
+
+    /// A resolver for faults no real registry produces on cue: it fails after seeing targets.
+    struct Failing;
+
+    impl Resolve for Failing {
+        fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+            assert!(!targets.is_empty());
+            Err("registry unreachable".into())
+        }
+    }
+
+    /// Pins every target to a fixed digest, as a registry lookup would.
+    struct Pin;
+
+    impl Resolve for Pin {
+        fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+            let digest = format!("sha256:{}", "ab".repeat(32));
+            Ok(targets
+                .iter()
+                .map(|t| t.with(t.tag(), Some(&digest)))
+                .collect())
+        }
+    }
+
+    fn options() -> UpdateOptions {
+        UpdateOptions {
+            rules: Rules::new(Selection::All, true).unwrap(),
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn a_failing_resolver_leaves_every_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.yaml"), "image: nginx:1.25\n").unwrap();
+        fs::write(dir.path().join("b.yaml"), "image: gcr.io/a/b:1\n").unwrap();
+        let scanner = Scanner::new(ScanOptions::default());
+        let mut out = Vec::new();
+        let roots = [dir.path().to_path_buf()];
+        let err = run(&roots, &scanner, &options(), &Failing, &mut out).unwrap_err();
+        assert!(matches!(err, UpdateError::Resolve(_)));
+        assert_eq!(
+            fs::read_to_string(dir.path().join("a.yaml")).unwrap(),
+            "image: nginx:1.25\n"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("b.yaml")).unwrap(),
+            "image: gcr.io/a/b:1\n"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temporary files left"
+        );
+    }
+
+    #[test]
+    fn resolved_targets_are_written_with_the_files_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("a.yaml"),
+            "image: index.docker.io/library/nginx:1.25\n",
+        )
+        .unwrap();
+        let scanner = Scanner::new(ScanOptions::default());
+        let roots = [dir.path().to_path_buf()];
+        let summary = run(&roots, &scanner, &options(), &Pin, &mut Vec::new()).unwrap();
+        assert_eq!(summary.changes.len(), 1);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("a.yaml")).unwrap(),
+            format!(
+                "image: index.docker.io/library/nginx:1.25@sha256:{}\n",
+                "ab".repeat(32)
+            )
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Walking the trees to scan, in parallel, as ripgrep does.
 //!
-//! `.gitignore` (inside a git checkout), `.ignore` and git's global excludes are honoured, the
+//! `.gitignore` (inside a git checkout), `.ignore`, `.cruignore` and git's global excludes are honoured, the
 //! `.git` folder is skipped, but hidden files and folders are visited: `.github/workflows` and
 //! `.gitlab-ci.yml` are where many references live. Symlinks met while walking are not
 //! followed; paths named explicitly are always visited, whatever the ignore files say.
@@ -29,6 +29,9 @@ pub struct FileEntry<'a> {
     pub explicit: bool,
 }
 
+/// A file of gitignore patterns for what cru must leave alone, in any folder of the tree.
+pub const CRU_IGNORE: &str = ".cruignore";
+
 /// Folders that are the internals of a version control system, never worth scanning.
 const VCS_DIRS: [&str; 3] = [".git", ".hg", ".svn"];
 
@@ -45,6 +48,7 @@ where
         builder.add(root);
     }
     builder
+        .add_custom_ignore_filename(CRU_IGNORE)
         .hidden(false)
         .follow_links(false)
         .filter_entry(|e| !(e.depth() > 0 && VCS_DIRS.iter().any(|d| e.file_name() == *d)));
@@ -135,6 +139,9 @@ mod tests {
         fs::write(d.join(".gitignore"), "node_modules/\n").unwrap();
         fs::write(d.join(".ignore"), "skipped.txt\n").unwrap();
         fs::write(d.join("skipped.txt"), "a/b:1").unwrap();
+        fs::create_dir_all(d.join("legacy/old")).unwrap();
+        fs::write(d.join("legacy/.cruignore"), "old/\n").unwrap();
+        fs::write(d.join("legacy/old/f.yaml"), "a/b:1").unwrap();
 
         let root = d.to_path_buf();
         let found: Vec<_> = files(std::slice::from_ref(&root))
@@ -147,7 +154,8 @@ mod tests {
                 ".github/workflows/ci.yml",
                 ".gitignore",
                 ".gitlab-ci.yml",
-                ".ignore"
+                ".ignore",
+                "legacy/.cruignore"
             ]
         );
 

@@ -1,0 +1,483 @@
+//! Looking up what tags point at in registries: digests for `--resolve-digest` and
+//! same-digest tags for `--resolve-tag`.
+//!
+//! [`Resolver`] is the synchronous facade the commands call: it owns a tokio runtime and a
+//! [`client::Client`] for one run, so every unique (registry, repository, tag) is asked
+//! once. Where lookups go comes from [`config`], credentials from [`auth`]. Lookups are all
+//! or nothing: every one finishes, then the first failure (in input order) is returned.
+//! It does not edit files or decide which references to resolve.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::reference::Reference;
+
+pub use client::RetryPolicy;
+use client::{Client, Failure};
+use config::{Endpoint, RegistriesConf};
+
+/// A target platform, `os/arch[/variant]` (`linux/arm64/v8`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Platform {
+    /// `linux`, `windows`.
+    pub os: String,
+    /// `amd64`, `arm64`.
+    pub architecture: String,
+    /// `v7`, `v8`; `None` matches any.
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Whether an index entry's platform satisfies this one.
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && (self.variant.is_none() || self.variant == other.variant)
+    }
+}
+
+/// Why a platform could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid platform {0:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64")]
+pub struct PlatformError(String);
+
+impl FromStr for Platform {
+    type Err = PlatformError;
+
+    fn from_str(s: &str) -> Result<Platform, PlatformError> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &&str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !(2..=3).contains(&parts.len()) || !parts.iter().all(ok) {
+            return Err(PlatformError(s.to_owned()));
+        }
+        Ok(Platform {
+            os: parts[0].to_ascii_lowercase(),
+            architecture: parts[1].to_ascii_lowercase(),
+            variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
+        })
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How to build a [`Resolver`].
+#[derive(Debug, Clone)]
+pub struct ResolverOptions {
+    /// A registries.conf to use instead of the discovered one (`--registries-conf`).
+    pub registries_conf: Option<PathBuf>,
+    /// The directory holding `config.json`, instead of `$DOCKER_CONFIG` or `~/.docker`.
+    pub docker_config: Option<PathBuf>,
+    /// Resolve to this platform's manifest instead of the index (`--platform`).
+    pub platform: Option<Platform>,
+    /// Requests in flight at most (`--jobs`).
+    pub jobs: usize,
+    /// Retries, backoff and timeouts.
+    pub retry: RetryPolicy,
+}
+
+/// The default for `--jobs`.
+pub const DEFAULT_JOBS: usize = 16;
+
+impl Default for ResolverOptions {
+    fn default() -> Self {
+        ResolverOptions {
+            registries_conf: None,
+            docker_config: None,
+            platform: None,
+            jobs: DEFAULT_JOBS,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Why a resolver could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The registries.conf is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The docker config.json is unreadable or invalid.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The HTTP client or the runtime could not start.
+    #[error("cannot start the registry client: {0}")]
+    Start(String),
+}
+
+/// Why a lookup failed. `reference` is the normalised `registry/repository:tag`;
+/// `registry` is the host that was asked (a mirror or location from registries.conf).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The reference has no tag to resolve.
+    #[error("{reference}: no tag to resolve")]
+    NoTag {
+        /// The reference.
+        reference: String,
+    },
+    /// The tag (or repository) does not exist.
+    #[error("{reference}: tag not found on {registry}")]
+    NotFound {
+        /// The reference.
+        reference: String,
+        /// The host asked.
+        registry: String,
+    },
+    /// The registry refused the credentials, or wants some.
+    #[error(
+        "{reference}: unauthorized on {registry} (or no such repository); log in with \
+         `docker login {registry}` or configure a credential helper in the docker config"
+    )]
+    Unauthorized {
+        /// The reference.
+        reference: String,
+        /// The host asked.
+        registry: String,
+    },
+    /// No answer from the registry.
+    #[error("{reference}: cannot reach {registry}: {reason}")]
+    Unreachable {
+        /// The reference.
+        reference: String,
+        /// The host asked.
+        registry: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Too many requests, and waiting was not enough or would take too long.
+    #[error("{reference}: rate limited by {registry}{}", retry_after.map(|d| format!(" (Retry-After {}s)", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// The reference.
+        reference: String,
+        /// The host asked.
+        registry: String,
+        /// What the registry asked to wait, if it said.
+        retry_after: Option<Duration>,
+    },
+    /// The image has no manifest for the requested platform.
+    #[error("{reference}: no {platform} image on {registry} (it has: {})", available.join(", "))]
+    PlatformNotFound {
+        /// The reference.
+        reference: String,
+        /// The host asked.
+        registry: String,
+        /// The requested platform.
+        platform: String,
+        /// The platforms the index lists.
+        available: Vec<String>,
+    },
+    /// Any other answer: a 5xx after retries, an unexpected status, a malformed body.
+    #[error("{reference}: {registry}: {reason}")]
+    Registry {
+        /// The reference.
+        reference: String,
+        /// The host asked.
+        registry: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    fn from_failure(
+        failure: Failure,
+        reference: &str,
+        registry: &str,
+        platform: Option<&Platform>,
+    ) -> Error {
+        let (reference, registry) = (reference.to_owned(), registry.to_owned());
+        match failure {
+            Failure::NotFound => Error::NotFound {
+                reference,
+                registry,
+            },
+            Failure::Unauthorized => Error::Unauthorized {
+                reference,
+                registry,
+            },
+            Failure::Unreachable(reason) => Error::Unreachable {
+                reference,
+                registry,
+                reason,
+            },
+            Failure::RateLimited(retry_after) => Error::RateLimited {
+                reference,
+                registry,
+                retry_after,
+            },
+            Failure::PlatformNotFound(available) => Error::PlatformNotFound {
+                reference,
+                registry,
+                platform: platform.map(ToString::to_string).unwrap_or_default(),
+                available,
+            },
+            Failure::Protocol(reason) => Error::Registry {
+                reference,
+                registry,
+                reason,
+            },
+        }
+    }
+}
+
+/// The outcome of `--resolve-tag` for one reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagChoice {
+    /// The digest the reference's tag points at.
+    pub digest: String,
+    /// Every tag of the repository with that digest (the reference's own included), best first.
+    pub matching: Vec<String>,
+    /// The tag to write: the first of `matching`.
+    pub best: String,
+}
+
+/// Resolves tags against registries; one per run, so that lookups are shared.
+pub struct Resolver {
+    runtime: tokio::runtime::Runtime,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    conf: RegistriesConf,
+    platform: Option<Platform>,
+}
+
+impl Resolver {
+    /// Reads the settings and credentials configuration and starts the client.
+    pub fn new(options: ResolverOptions) -> Result<Resolver, SetupError> {
+        let conf = RegistriesConf::discover(options.registries_conf.as_deref())?;
+        let docker_config = auth::DockerConfig::discover(options.docker_config.as_deref())?;
+        let client = Client::new(docker_config, options.retry, options.jobs)
+            .map_err(|e| SetupError::Start(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SetupError::Start(e.to_string()))?;
+        Ok(Resolver {
+            runtime,
+            inner: Arc::new(Inner {
+                client,
+                conf,
+                platform: options.platform,
+            }),
+        })
+    }
+
+    /// The digest each reference's tag points at now, in order. All lookups finish; then
+    /// the first error (in input order) is returned.
+    pub fn resolve_digests(&self, refs: &[Reference]) -> Result<Vec<String>, Error> {
+        let inner = &self.inner;
+        self.runtime
+            .block_on(join_all(refs.iter().map(|r| {
+                let inner = inner.clone();
+                let r = r.clone();
+                async move { inner.resolve(&r).await }
+            })))
+            .into_iter()
+            .collect()
+    }
+
+    /// For each reference: the digest its tag points at, the repository's tags with the same
+    /// digest and the best of them. All lookups finish; then the first error is returned.
+    pub fn resolve_tags(&self, refs: &[Reference]) -> Result<Vec<TagChoice>, Error> {
+        let inner = &self.inner;
+        self.runtime
+            .block_on(join_all(refs.iter().map(|r| {
+                let inner = inner.clone();
+                let r = r.clone();
+                async move { inner.resolve_tag(&r).await }
+            })))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Runs futures concurrently on the runtime and returns their outputs in order.
+async fn join_all<T: Send + 'static>(
+    futures: impl Iterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("lookup task panicked"));
+    }
+    out
+}
+
+impl Inner {
+    fn endpoints(&self, r: &Reference) -> Vec<Endpoint> {
+        self.conf.endpoints(&r.registry(), &r.repository())
+    }
+
+    /// Asks each endpoint in turn (mirrors first) until one answers.
+    async fn digest_of(&self, r: &Reference, tag: &str) -> Result<String, Error> {
+        let name = format!("{}:{tag}", r.normalized_name());
+        let endpoints = self.endpoints(r);
+        let mut last = None;
+        for (i, ep) in endpoints.iter().enumerate() {
+            match self.inner_digest(ep, tag).await {
+                Ok(d) => return Ok(d),
+                Err(f) => {
+                    let e = Error::from_failure(f, &name, &ep.host, self.platform.as_ref());
+                    if i + 1 < endpoints.len() {
+                        tracing::warn!("{e}; trying the next endpoint");
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("there is always at least one endpoint"))
+    }
+
+    async fn inner_digest(&self, ep: &Endpoint, tag: &str) -> Result<String, Failure> {
+        self.client.digest(ep, tag, self.platform.as_ref()).await
+    }
+
+    async fn resolve(&self, r: &Reference) -> Result<String, Error> {
+        let tag = r.tag().ok_or_else(|| Error::NoTag {
+            reference: r.normalized_name(),
+        })?;
+        let digest = self.digest_of(r, tag).await?;
+        tracing::info!(
+            "resolving repository {} Tag {tag} to Digest {digest}",
+            r.normalized_name()
+        );
+        Ok(digest)
+    }
+
+    async fn resolve_tag(self: &Arc<Self>, r: &Reference) -> Result<TagChoice, Error> {
+        let own = r.tag().ok_or_else(|| Error::NoTag {
+            reference: r.normalized_name(),
+        })?;
+        // The tag's digest and the tag list do not depend on each other: ask both at once.
+        let (digest, listed) = tokio::join!(self.resolve(r), self.tags_of(r));
+        let (digest, (ep, tags)) = (digest?, listed?);
+        let lookups = tags
+            .iter()
+            .filter(|t| t.as_str() != own)
+            .cloned()
+            .map(|tag| {
+                let inner = self.clone();
+                let ep = ep.clone();
+                async move {
+                    let d = inner.inner_digest(&ep, &tag).await;
+                    (tag, d)
+                }
+            });
+        let mut matching = vec![own.to_owned()];
+        let mut first_error = None;
+        for (tag, d) in join_all(lookups).await {
+            match d {
+                Ok(d) if d == digest => matching.push(tag),
+                Ok(_) => {}
+                // Listed but gone (deleted meanwhile): not a match, not an error.
+                Err(Failure::NotFound) => {}
+                Err(f) => {
+                    let name = format!("{}:{tag}", r.normalized_name());
+                    first_error.get_or_insert(Error::from_failure(
+                        f,
+                        &name,
+                        &ep.host,
+                        self.platform.as_ref(),
+                    ));
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        crate::tags::rank_tags(&mut matching);
+        let best = matching[0].clone();
+        tracing::info!(
+            "resolving repository {} Tag {own} to Tag {best} (same digest: {})",
+            r.normalized_name(),
+            matching.join(", ")
+        );
+        Ok(TagChoice {
+            digest,
+            matching,
+            best,
+        })
+    }
+
+    /// The tag list from the first endpoint that gives one.
+    async fn tags_of(&self, r: &Reference) -> Result<(Endpoint, Arc<Vec<String>>), Error> {
+        let name = r.normalized_name();
+        let endpoints = self.endpoints(r);
+        let mut last = None;
+        for ep in endpoints {
+            match self.client.tags(&ep).await {
+                Ok(tags) => return Ok((ep, tags)),
+                Err(f) => last = Some(Error::from_failure(f, &name, &ep.host, None)),
+            }
+        }
+        Err(last.expect("there is always at least one endpoint"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_parse_and_print() {
+        let p: Platform = "linux/arm64/v8".parse().unwrap();
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert_eq!(
+            "Linux/AMD64".parse::<Platform>().unwrap().to_string(),
+            "linux/amd64"
+        );
+        for bad in ["linux", "linux/", "/amd64", "a/b/c/d", "linux/am d64"] {
+            assert!(bad.parse::<Platform>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn variant_less_platform_matches_any_variant() {
+        let want: Platform = "linux/arm64".parse().unwrap();
+        assert!(want.matches(&"linux/arm64/v8".parse().unwrap()));
+        let want: Platform = "linux/arm/v7".parse().unwrap();
+        assert!(!want.matches(&"linux/arm/v6".parse().unwrap()));
+    }
+
+    #[test]
+    fn errors_name_reference_registry_and_reason() {
+        let e = Error::from_failure(
+            Failure::Unauthorized,
+            "docker.io/library/x:1",
+            "registry-1.docker.io",
+            None,
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("docker.io/library/x:1") && text.contains("docker login"),
+            "{text}"
+        );
+        let e = Error::from_failure(
+            Failure::RateLimited(Some(Duration::from_secs(30))),
+            "r/x:1",
+            "h",
+            None,
+        );
+        assert_eq!(e.to_string(), "r/x:1: rate limited by h (Retry-After 30s)");
+    }
+}

@@ -1,0 +1,564 @@
+//! The registry layer against the real distribution registry, checked with skopeo, and
+//! through the fault-injecting proxy for retries, rate limits and request counts.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cru::reference::Reference;
+use cru::registry::{Error, Platform, Resolver, ResolverOptions, RetryPolicy};
+use support::fake::{fake_manifest, FakeRegistry};
+use support::registry::{sha256, Proxy, Registry};
+
+/// Options isolated from the user's settings: an empty registries.conf and docker config.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("registries.conf"), "").unwrap();
+        std::fs::create_dir(dir.path().join("docker")).unwrap();
+        Env { dir }
+    }
+
+    fn with_registries_conf(self, text: &str) -> Env {
+        std::fs::write(self.dir.path().join("registries.conf"), text).unwrap();
+        self
+    }
+
+    fn with_docker_config(self, json: &str) -> Env {
+        std::fs::write(self.dir.path().join("docker/config.json"), json).unwrap();
+        self
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn options(&self) -> ResolverOptions {
+        ResolverOptions {
+            registries_conf: Some(self.dir.path().join("registries.conf")),
+            docker_config: Some(self.dir.path().join("docker")),
+            retry: RetryPolicy {
+                base_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(500),
+                ..RetryPolicy::default()
+            },
+            ..ResolverOptions::default()
+        }
+    }
+
+    fn resolver(&self) -> Resolver {
+        Resolver::new(self.options()).unwrap()
+    }
+}
+
+fn refs(host: &str, names: &[&str]) -> Vec<Reference> {
+    names
+        .iter()
+        .map(|n| Reference::parse(&format!("{host}/{n}")).unwrap())
+        .collect()
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn digests_of_each_manifest_kind_match_skopeo() {
+    let reg = Registry::start();
+    let oci = reg.push_oci("app/oci", "a", &["1.0"]);
+    let docker = reg.push_docker("app/docker", "b", &["2.0"]);
+    let (index, _, _) = reg.push_index("app/multi", "c", &["3.0"]);
+    let env = Env::new();
+    let got = env
+        .resolver()
+        .resolve_digests(&refs(
+            &reg.host(),
+            &[
+                "app/multi:3.0",
+                "app/oci:1.0",
+                "app/docker:2.0",
+                "app/oci:1.0",
+            ],
+        ))
+        .unwrap();
+    assert_eq!(
+        got,
+        [index.clone(), oci.clone(), docker.clone(), oci.clone()]
+    );
+    assert_eq!(reg.skopeo_digest("app/oci:1.0"), oci);
+    assert_eq!(reg.skopeo_digest("app/docker:2.0"), docker);
+    assert_eq!(reg.skopeo_digest("app/multi:3.0"), index);
+}
+
+#[test]
+fn platform_picks_the_platform_manifest() {
+    let reg = Registry::start();
+    let (index, amd64, arm64) = reg.push_index("multi", "p", &["1"]);
+    let oci = reg.push_oci("single", "s", &["1"]);
+    let env = Env::new();
+    let with = |p: &str| {
+        Resolver::new(ResolverOptions {
+            platform: Some(p.parse::<Platform>().unwrap()),
+            ..env.options()
+        })
+        .unwrap()
+    };
+    let r = refs(&reg.host(), &["multi:1", "single:1"]);
+    assert_eq!(
+        with("linux/arm64").resolve_digests(&r).unwrap(),
+        [arm64.clone(), oci.clone()]
+    );
+    assert_eq!(
+        with("linux/arm64/v8").resolve_digests(&r).unwrap(),
+        [arm64, oci.clone()]
+    );
+    assert_eq!(
+        with("linux/amd64").resolve_digests(&r).unwrap(),
+        [amd64, oci]
+    );
+    assert_eq!(reg.skopeo_digest("multi:1"), index);
+    match with("linux/s390x").resolve_digests(&r[..1]) {
+        Err(Error::PlatformNotFound { available, .. }) => {
+            assert_eq!(available, ["linux/amd64", "linux/arm64/v8"])
+        }
+        other => panic!("expected PlatformNotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn missing_tag_fails_naming_reference_and_registry_after_all_lookups() {
+    let reg = Registry::start();
+    reg.push_oci("app", "a", &["1"]);
+    let err = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&reg.host(), &["app:1", "app:nope", "other:1"]))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::NotFound {
+            reference: format!("{}/app:nope", reg.host()),
+            registry: reg.host()
+        }
+    );
+    assert!(err.to_string().contains("tag not found"), "{err}");
+}
+
+#[test]
+fn registries_conf_location_and_mirror_serve_docker_hub_names() {
+    let reg = Registry::start();
+    let digest = reg.push_oci("library/python", "py", &["3.7"]);
+    let names = [
+        Reference::parse("docker.io/library/python:3.7").unwrap(),
+        Reference::parse("python:3.7").unwrap(),
+    ];
+    let env = Env::new().with_registries_conf(&format!(
+        "[[registry]]\nprefix = \"docker.io\"\nlocation = \"{}\"\n",
+        reg.host()
+    ));
+    assert_eq!(
+        env.resolver().resolve_digests(&names).unwrap(),
+        [digest.clone(), digest.clone()]
+    );
+
+    // The mirror is asked first; the location (nothing listens there) is never needed.
+    let env = Env::new().with_registries_conf(&format!(
+        "[[registry]]\nprefix = \"docker.io\"\nlocation = \"127.0.0.1:9\"\n\
+         [[registry.mirror]]\nlocation = \"{}\"\n",
+        reg.host()
+    ));
+    assert_eq!(
+        env.resolver().resolve_digests(&names[..1]).unwrap(),
+        [digest]
+    );
+}
+
+const USER: &str = "cru-user";
+const PASSWORD: &str = "pw-Zq81-never-shown";
+
+#[test]
+fn credentials_from_plain_auths() {
+    let reg = Registry::start_with_htpasswd(USER, PASSWORD);
+    let digest = reg.push_oci("private/app", "x", &["1"]);
+    let r = refs(&reg.host(), &["private/app:1"]);
+    for entry in [
+        format!(r#"{{"auth": "{}"}}"#, b64(&format!("{USER}:{PASSWORD}"))),
+        format!(r#"{{"username": "{USER}", "password": "{PASSWORD}"}}"#),
+    ] {
+        let env = Env::new().with_docker_config(&format!(
+            r#"{{"auths": {{"http://{}": {entry}}}}}"#,
+            reg.host()
+        ));
+        assert_eq!(
+            env.resolver().resolve_digests(&r).unwrap(),
+            std::slice::from_ref(&digest)
+        );
+    }
+    assert_eq!(reg.skopeo_digest("private/app:1"), digest);
+}
+
+#[test]
+fn credentials_from_a_cred_helper_on_path() {
+    let reg = Registry::start_with_htpasswd(USER, PASSWORD);
+    let digest = reg.push_oci("private/app", "x", &["1"]);
+    let env = Env::new().with_docker_config(&format!(
+        r#"{{"credHelpers": {{"{}": "cru-test-helper"}}}}"#,
+        reg.host()
+    ));
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-cru-test-helper");
+    // The helper checks it is asked about this server, as docker's helpers are.
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$server\" = \"{}\" ] || exit 1\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$server\"\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    prepend_path(&bin);
+    let got = env
+        .resolver()
+        .resolve_digests(&refs(&reg.host(), &["private/app:1"]))
+        .unwrap();
+    assert_eq!(got, [digest]);
+}
+
+/// Adds a directory to this test process's PATH (helpers are found on PATH, like docker's).
+fn prepend_path(dir: &Path) {
+    let old = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![PathBuf::from(dir)];
+    paths.extend(std::env::split_paths(&old));
+    std::env::set_var("PATH", std::env::join_paths(paths).unwrap());
+}
+
+#[test]
+fn missing_or_wrong_credentials_are_unauthorized_and_never_shown() {
+    let reg = Registry::start_with_htpasswd(USER, PASSWORD);
+    reg.push_oci("private/app", "x", &["1"]);
+    let r = refs(&reg.host(), &["private/app:1"]);
+
+    let err = Env::new().resolver().resolve_digests(&r).unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert!(err.to_string().contains("docker login"), "{err}");
+
+    let wrong = "wrong-Pw-77-secret";
+    let env = Env::new().with_docker_config(&format!(
+        r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+        reg.host(),
+        b64(&format!("{USER}:{wrong}"))
+    ));
+    let err = env.resolver().resolve_digests(&r).unwrap_err();
+    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    let shown = format!("{err} {err:?} {:?}", env.options());
+    assert!(
+        !shown.contains(wrong) && !shown.contains(PASSWORD),
+        "{shown}"
+    );
+}
+
+#[test]
+fn resolve_tags_finds_the_most_specific_of_250_tags_with_one_head_each() {
+    let reg = Registry::start();
+    let same = ["latest", "3", "3.2", "3.2.4"];
+    let digest = reg.push_oci("many", "m", &same);
+    let other: Vec<String> = (0..246).map(|i| format!("1.{i}")).collect();
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    reg.push_docker("many", "n", &other);
+    let proxy = Proxy::start(&reg.url(), &[]);
+
+    let choices = Env::new()
+        .resolver()
+        .resolve_tags(&refs(&proxy.host(), &["many:latest", "many:3.2"]))
+        .unwrap();
+    for choice in &choices {
+        assert_eq!(choice.digest, digest);
+        assert_eq!(choice.matching, ["3.2.4", "3.2", "3", "latest"]);
+        assert_eq!(choice.best, "3.2.4");
+    }
+    let log = proxy.requests();
+    let heads = log.iter().filter(|r| r.method == "HEAD").count();
+    let lists = log.iter().filter(|r| r.path.contains("/tags/list")).count();
+    let manifest_gets = log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/manifests/"))
+        .count();
+    assert_eq!((heads, lists, manifest_gets), (250, 1, 0), "{log:?}");
+}
+
+#[test]
+fn flaky_registry_still_gives_the_right_digests() {
+    let reg = Registry::start();
+    let mut want = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..6 {
+        let repo = format!("flaky/r{i}");
+        want.push(reg.push_oci(&repo, &format!("f{i}"), &["1"]));
+        names.push(format!("{repo}:1"));
+    }
+    let proxy = Proxy::start(
+        &reg.url(),
+        &["--fail-503", "0.3", "--drop", "0.05", "--seed", "7"],
+    );
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let got = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&proxy.host(), &names))
+        .unwrap();
+    assert_eq!(got, want);
+    let log = proxy.requests();
+    assert!(
+        log.iter().any(|r| r.status == "503"),
+        "no fault was injected: {log:?}"
+    );
+}
+
+#[test]
+fn rate_limit_waits_for_retry_after_then_succeeds() {
+    let reg = Registry::start();
+    let (_, a, _) = reg.push_index("limited/a", "a", &["1"]);
+    let (_, b, _) = reg.push_index("limited/b", "b", &["1"]);
+    // One manifest GET per 2 s: the second platform lookup (a GET) is told to wait.
+    let proxy = Proxy::start(&reg.url(), &["--rate-limit", "1/2"]);
+    let resolver = Resolver::new(ResolverOptions {
+        platform: Some("linux/amd64".parse().unwrap()),
+        ..Env::new().options()
+    })
+    .unwrap();
+    let start = Instant::now();
+    let got = resolver
+        .resolve_digests(&refs(&proxy.host(), &["limited/a:1", "limited/b:1"]))
+        .unwrap();
+    assert_eq!(got, [a, b]);
+    let log = proxy.requests();
+    let limited = log.iter().filter(|r| r.status == "429").count();
+    assert!(limited >= 1, "{log:?}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "did not wait: {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn registry_down_is_unreachable_naming_the_registry() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let resolver = Resolver::new(ResolverOptions {
+        retry: RetryPolicy {
+            retries: 2,
+            base_backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
+        ..Env::new().options()
+    })
+    .unwrap();
+    let err = resolver
+        .resolve_digests(&refs(&host, &["app:1"]))
+        .unwrap_err();
+    match &err {
+        Error::Unreachable { registry, .. } => assert_eq!(registry, &host),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains(&format!("cannot reach {host}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_head_per_unique_tag_and_no_manifest_get() {
+    let reg = Registry::start();
+    for repo in ["count/a", "count/b"] {
+        reg.push_oci(repo, repo, &["1", "2", "3"]);
+    }
+    let proxy = Proxy::start(&reg.url(), &[]);
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        for repo in ["count/a", "count/b"] {
+            for tag in ["1", "2", "3"] {
+                names.push(format!("{repo}:{tag}"));
+            }
+        }
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let resolver = Env::new().resolver();
+    resolver
+        .resolve_digests(&refs(&proxy.host(), &names))
+        .unwrap();
+    // A second call on the same resolver (same run) asks nothing again.
+    resolver
+        .resolve_digests(&refs(&proxy.host(), &names))
+        .unwrap();
+    let log = proxy.requests();
+    let kinds = |m: &str, p: &str| {
+        log.iter()
+            .filter(|r| r.method == m && r.path.contains(p))
+            .count()
+    };
+    assert_eq!(kinds("HEAD", "/manifests/"), 6, "{log:?}");
+    assert_eq!(kinds("GET", "/manifests/"), 0, "{log:?}");
+    assert_eq!(log.len(), 7, "6 HEADs and one ping: {log:?}");
+}
+
+#[test]
+fn one_token_per_repository_under_concurrency() {
+    let fake = FakeRegistry::start();
+    let mut names = Vec::new();
+    for repo in ["t/a", "t/b", "t/c"] {
+        for tag in ["1", "2", "3", "4", "5", "6"] {
+            names.push(format!("{repo}:{tag}"));
+        }
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let got = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&fake.host(), &names))
+        .unwrap();
+    assert_eq!(got[0], sha256(fake_manifest("t/a", "1").as_bytes()));
+    let log = fake.log();
+    let tokens = |repo: &str| {
+        log.iter()
+            .filter(|l| l.contains("/token?") && l.contains(&repo.replace('/', "%2F")))
+            .count()
+    };
+    assert_eq!(
+        (tokens("t/a"), tokens("t/b"), tokens("t/c")),
+        (1, 1, 1),
+        "{log:#?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("GET /v2/ ")).count(),
+        1,
+        "{log:#?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("HEAD ")).count(),
+        18,
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn head_without_digest_falls_back_to_get_and_hashes_the_body() {
+    let fake = FakeRegistry::start();
+    let got = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&fake.host(), &["x/y:nodigest"]))
+        .unwrap();
+    assert_eq!(got, [sha256(fake_manifest("x/y", "nodigest").as_bytes())]);
+    let manifest: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        manifest,
+        [
+            "HEAD /v2/x/y/manifests/nodigest 200",
+            "GET /v2/x/y/manifests/nodigest 200"
+        ]
+    );
+}
+
+#[test]
+fn not_found_and_rate_limited_heads_are_never_retried_as_get() {
+    let fake = FakeRegistry::start();
+    let resolver = Env::new().resolver();
+    let err = resolver
+        .resolve_digests(&refs(&fake.host(), &["x/y:missing"]))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let got = resolver
+        .resolve_digests(&refs(&fake.host(), &["x/y:limited"]))
+        .unwrap();
+    assert_eq!(got, [sha256(fake_manifest("x/y", "limited").as_bytes())]);
+    let manifest: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("/manifests/"))
+        .collect();
+    assert_eq!(
+        manifest,
+        [
+            "HEAD /v2/x/y/manifests/missing 404",
+            "HEAD /v2/x/y/manifests/limited 429",
+            "HEAD /v2/x/y/manifests/limited 200"
+        ]
+    );
+}
+
+/// Collects everything `tracing` emits, at every level, from the current thread.
+fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
+#[test]
+fn passwords_never_reach_logs_or_errors_at_any_level() {
+    let reg = Registry::start_with_htpasswd(USER, PASSWORD);
+    reg.push_oci("private/app", "x", &["1"]);
+    let r = refs(&reg.host(), &["private/app:1", "private/app:nope"]);
+    let basic = b64(&format!("{USER}:{PASSWORD}"));
+    let env = Env::new().with_docker_config(&format!(
+        r#"{{"auths": {{"{}": {{"auth": "{basic}"}}}}}}"#,
+        reg.host()
+    ));
+    let (result, logs) = capture_logs(|| env.resolver().resolve_digests(&r));
+    let err = result.unwrap_err();
+    let shown = format!("{logs}\n{err}\n{err:?}");
+    assert!(logs.contains("resolving repository"), "{logs}");
+    assert!(
+        !shown.contains(PASSWORD) && !shown.contains(&basic),
+        "{shown}"
+    );
+}
+
+#[test]
+fn tag_list_pages_are_followed_until_a_link_repeats() {
+    let fake = FakeRegistry::start();
+    let choices = Env::new()
+        .resolver()
+        .resolve_tags(&refs(&fake.host(), &["paged/app:latest"]))
+        .unwrap();
+    assert_eq!(choices[0].matching, ["1.2", "1", "latest"]);
+    assert_eq!(choices[0].best, "1.2");
+    let lists = fake
+        .log()
+        .iter()
+        .filter(|l| l.contains("/tags/list"))
+        .count();
+    assert_eq!(lists, 2, "{:#?}", fake.log());
+}

@@ -1,0 +1,121 @@
+//! A small harness for running the `cru` binary in a temporary folder (after ripgrep's
+//! `tests/util.rs`): a temp dir per test, the binary from `CARGO_BIN_EXE_cru`, and an
+//! environment without the user's configuration or credentials.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary folder to run `cru` in.
+pub struct Dir {
+    pub root: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir {
+            root: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Writes a file, creating its folders.
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, contents).unwrap();
+        path
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        fs::read(self.path().join(rel)).unwrap()
+    }
+
+    pub fn read_string(&self, rel: &str) -> String {
+        String::from_utf8(self.read(rel)).unwrap()
+    }
+
+    /// A `cru` command running in this folder.
+    pub fn cru(&self, args: &[&str]) -> Command {
+        let mut cmd = cru_command();
+        cmd.current_dir(self.path()).args(args);
+        cmd
+    }
+
+    /// Runs `cru` here and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cru(args).output().expect("run cru")
+    }
+}
+
+/// The `cru` binary with the user's configuration and credentials out of the way.
+pub fn cru_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cru"));
+    for var in [
+        "DOCKER_CONFIG",
+        "CRU_REGISTRIES_CONF",
+        "REGISTRY_AUTH_FILE",
+        "XDG_CONFIG_HOME",
+        "GIT_CONFIG_GLOBAL",
+        "RUST_LOG",
+        "NO_COLOR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// Asserts an exit code, showing the output when it differs.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit code\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Copies a folder tree (files and folders only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_file() {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/corpus`, which CI and every developer have beside the repository.
+pub fn corpus() -> PathBuf {
+    let path = repo_root().join("../shared/corpus");
+    assert!(
+        path.join("MANIFEST.tsv").is_file(),
+        "the corpus is missing: expected {} (shared/ beside the repository)",
+        path.display()
+    );
+    path
+}
