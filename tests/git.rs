@@ -270,6 +270,75 @@ fn a_local_repository_keeps_the_users_own_changes_out_of_the_commit() {
 }
 
 #[test]
+fn a_local_push_to_a_moved_upstream_fails_and_says_to_pull() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = env.path("work");
+    let other = env.path("other");
+    for dir in [&work, &other] {
+        env.git(
+            env.dir.path(),
+            &["clone", "-q", bare.to_str().unwrap(), dir.to_str().unwrap()],
+        );
+    }
+    std::fs::write(other.join("README.md"), "changed elsewhere\n").unwrap();
+    env.git(&other, &["commit", "-q", "-am", "elsewhere"]);
+    env.git(&other, &["push", "-q"]);
+    let remote_tip = env.rev(&bare, "main");
+    let (code, _, err) = run(env.cru().current_dir(&work).args([
+        "update",
+        "--repository",
+        ".",
+        "--image-reference",
+        "bitnami/nginx:1.25",
+        "--commit",
+        "bump",
+        "--push",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("push failed") && err.contains("pull"), "{err}");
+    assert_eq!(env.rev(&bare, "main"), remote_tip, "nothing forced");
+    let subject = env.git(&work, &["log", "-1", "--format=%s"]);
+    assert_eq!(
+        subject.trim(),
+        "bump",
+        "the commit stays for the user to rebase"
+    );
+}
+
+#[test]
+fn a_local_dry_run_commits_nothing() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = env.path("work");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    let head = env.rev(&work, "HEAD");
+    let (code, out, err) = run(env.cru().args([
+        "update",
+        "--dry-run",
+        "--repository",
+        work.to_str().unwrap(),
+        "--image-reference",
+        "bitnami/nginx:1.25",
+        "--commit",
+        "bump",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("+image: bitnami/nginx:1.25"), "{out}");
+    assert!(err.contains("would commit 1 files"), "{err}");
+    assert_eq!(env.rev(&work, "HEAD"), head);
+    assert_eq!(env.git(&work, &["status", "--porcelain"]), "");
+}
+
+#[test]
 fn a_local_repository_is_not_switched_to_another_branch() {
     let env = Env::new();
     let bare = env.bare_repo("remote", FILES, &["dev"]);
