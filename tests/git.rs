@@ -213,7 +213,20 @@ fn a_local_repository_keeps_the_users_own_changes_out_of_the_commit() {
     );
     std::fs::write(work.join("staged.txt"), "two\n").unwrap();
     env.git(&work, &["add", "staged.txt"]);
-    std::fs::write(work.join("unstaged.txt"), "two\n").unwrap();
+    // An unstaged change of the same size and mtime second as the indexed file, that git sees
+    // only through its racy-git check (ctime ignored): cru rewriting the index a second later
+    // must not make it look clean.
+    env.git(&work, &["config", "core.trustctime", "false"]);
+    let unstaged = work.join("unstaged.txt");
+    let mtime = std::fs::metadata(&unstaged).unwrap().modified().unwrap();
+    std::fs::write(&unstaged, "two\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&unstaged)
+        .unwrap()
+        .set_modified(mtime + std::time::Duration::from_nanos(1))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::write(work.join("untracked.txt"), "new\n").unwrap();
     let remote_before = env.rev(&bare, "main");
 

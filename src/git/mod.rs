@@ -542,6 +542,7 @@ impl Checkout {
                 &tree,
                 &[&head],
             )?;
+            smudge_modified(repo, &mut index)?;
             index.write()?;
             Ok(id)
         };
@@ -596,7 +597,8 @@ impl Checkout {
                     )));
                 }
                 let tip = self.fetch_reset(&branch).map_err(Rejection::Failed)?;
-                if Some(tip) != base {
+                // A lock held by another writer is a move that may not be visible yet.
+                if Some(tip) != base || transport::is_lock_message(&message) {
                     Err(Rejection::Moved)
                 } else {
                     Err(fail(message))
@@ -662,6 +664,34 @@ impl From<GitError> for Rejection {
     fn from(err: GitError) -> Rejection {
         Rejection::Failed(err)
     }
+}
+
+/// Marks every index entry whose file differs from it as needing a re-read (size 0, as git
+/// does), before the index is written back. Rewriting the index gives it a new mtime, which
+/// hides the user's same-size changes made in the second of the old index from git's racy
+/// check: git would then call those files clean.
+fn smudge_modified(repo: &Repository, index: &mut git2::Index) -> Result<(), git2::Error> {
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(false)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let changed: Vec<PathBuf> = repo
+        .statuses(Some(&mut options))?
+        .iter()
+        .filter(|s| {
+            s.status()
+                .intersects(git2::Status::WT_MODIFIED | git2::Status::WT_TYPECHANGE)
+        })
+        .filter_map(|s| s.path().ok().map(PathBuf::from))
+        .collect();
+    for path in changed {
+        if let Some(mut entry) = index.get_path(&path, 0) {
+            entry.file_size = 0;
+            index.add(&entry)?;
+        }
+    }
+    Ok(())
 }
 
 fn signature(repo: &Repository, spec: &CommitSpec) -> Result<Signature<'static>, git2::Error> {

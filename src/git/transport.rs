@@ -143,9 +143,22 @@ pub(super) fn push_local(repo: &Repository, dir: &Path, id: Oid, dst: &str) -> R
     }
     copy_objects(repo, &remote, id, current).map_err(error)?;
     let message = "push by cru";
-    let moved = match current {
-        Some(current) => remote.reference_matching(dst, id, true, current, message),
-        None => remote.reference(dst, id, false, message),
+    // A held lock means another writer is between its check and its rename: wait for it to
+    // finish (then our compare-and-swap tells whether the branch moved) rather than calling
+    // it a move that a fetch would not see yet.
+    let mut waited = 0;
+    let moved = loop {
+        let moved = match current {
+            Some(current) => remote.reference_matching(dst, id, true, current, message),
+            None => remote.reference(dst, id, false, message),
+        };
+        match moved {
+            Err(e) if is_lock(&e) && waited < LOCK_WAITS => {
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other,
+        }
     };
     match moved {
         Ok(_) => Ok(()),
@@ -162,6 +175,20 @@ pub(super) fn push_local(repo: &Repository, dir: &Path, id: Oid, dst: &str) -> R
         }
         Err(e) => Err(error(e)),
     }
+}
+
+/// How many times (10 ms apart) a local push waits for another writer's reference lock.
+const LOCK_WAITS: u32 = 300;
+
+/// Whether libgit2 failed because a lock file exists (another writer is at work).
+pub(super) fn is_lock(err: &git2::Error) -> bool {
+    err.code() == ErrorCode::Locked || err.message().contains("failed to lock")
+}
+
+/// Whether a server's refusal says a reference was locked by another writer.
+pub(super) fn is_lock_message(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("failed to lock") || message.contains("cannot lock ref")
 }
 
 /// Copies the commits from `id` back to `known` (exclusive), with their trees and blobs, into
