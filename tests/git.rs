@@ -688,3 +688,47 @@ fn pushes_over_http_with_basic_auth_and_never_shows_the_password() {
         "image: bitnami/nginx:1.26\n"
     );
 }
+
+#[test]
+fn pushes_over_https_and_checks_the_certificate() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let password = "tls-Pa55word";
+    let (server, cert) = env.https_git(env.dir.path(), "alice", password);
+    let url = format!(
+        "https://alice:{password}@127.0.0.1:{}/git/remote.git",
+        server.port
+    );
+    let args = [
+        "update",
+        "--repository",
+        &url,
+        "--image-reference",
+        "bitnami/nginx:1.25",
+        "--commit",
+        "over https",
+    ];
+
+    // A certificate nobody vouches for is refused.
+    let (code, out, err) = run(env
+        .cru()
+        .env("SSL_CERT_FILE", env.path("none.pem"))
+        .args(args));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("clone failed for https://alice:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(err.contains("certificate is not trusted"), "{err}");
+    assert!(!out.contains(password) && !err.contains(password), "{err}");
+
+    let (code, out, err) = run(env.cru().env("SSL_CERT_FILE", &cert).args(args));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(password) && !err.contains(password), "{err}");
+    assert_eq!(
+        env.show(&bare, "main", "deploy/app.yaml"),
+        "image: bitnami/nginx:1.25\n"
+    );
+    let subject = env.git(&bare, &["log", "-1", "--format=%s", "main"]);
+    assert_eq!(subject.trim(), "over https");
+}

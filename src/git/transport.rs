@@ -53,8 +53,13 @@ pub(super) fn auth_hint(err: &git2::Error, creds: &RefCell<auth::Credentials>) -
         } else {
             format!("{message} (credentials tried: {})", creds.tried())
         }
-    } else if err.code() == ErrorCode::Certificate || message.contains("hostkey") {
+    } else if err.class() == git2::ErrorClass::Ssh && message.contains("hostkey") {
         format!("{message} (add the host's key to ~/.ssh/known_hosts, e.g. with ssh-keyscan)")
+    } else if err.code() == ErrorCode::Certificate {
+        format!(
+            "{message} (the server's TLS certificate is not trusted: add its CA to the system's \
+             certificates, or point SSL_CERT_FILE at it)"
+        )
     } else {
         message
     }
