@@ -128,6 +128,43 @@ fn commit_without_repository_is_a_usage_error() {
 }
 
 #[test]
+fn paths_outside_the_repository_are_a_usage_error() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = env.path("work");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(env.path("outside.yaml"), "image: bitnami/nginx:1.24\n").unwrap();
+    for path in [
+        "../outside.yaml",
+        env.path("outside.yaml").to_str().unwrap(),
+    ] {
+        let (code, _, err) = run(env.cru().args([
+            "update",
+            "--repository",
+            work.to_str().unwrap(),
+            "--all",
+            "--commit",
+            "x",
+            path,
+        ]));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("outside the repository"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.path("outside.yaml")).unwrap(),
+        "image: bitnami/nginx:1.24\n"
+    );
+}
+
+#[test]
 fn no_change_means_no_commit_and_no_push() {
     let env = Env::new();
     let bare = env.bare_repo("remote", FILES, &[]);

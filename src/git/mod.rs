@@ -328,6 +328,16 @@ impl Checkout {
         self.branch.as_deref()
     }
 
+    /// Whether `path` (relative to the working tree root, or absolute) leads out of the
+    /// working tree, through `..` or a symbolic link. Paths that do not exist are inside.
+    pub fn is_outside(&self, path: &Path) -> bool {
+        let root = self.workdir();
+        let (Ok(root), Ok(full)) = (root.canonicalize(), root.join(path).canonicalize()) else {
+            return false;
+        };
+        !full.starts_with(root)
+    }
+
     /// The repository as it may be shown (password redacted).
     pub fn shown(&self) -> &str {
         &self.shown
