@@ -49,13 +49,23 @@ pub enum Error {
     /// Cloning, committing or pushing failed.
     #[error(transparent)]
     Git(#[from] git::GitError),
+    /// A PATH leads out of the repository given with `--repository`.
+    #[error("{}: outside the repository {repository}", .path.display())]
+    OutsideRepository {
+        /// The PATH.
+        path: PathBuf,
+        /// The repository, redacted.
+        repository: String,
+    },
 }
 
 impl Error {
     /// The exit status for this error.
     pub fn status(&self) -> Status {
         match self {
-            Error::NoSuchPath(_) | Error::Conflict(_) => Status::Usage,
+            Error::NoSuchPath(_) | Error::Conflict(_) | Error::OutsideRepository { .. } => {
+                Status::Usage
+            }
             Error::Update(_) | Error::Output(_) | Error::Git(_) => Status::Failure,
         }
     }
@@ -208,6 +218,17 @@ impl InDir {
     }
 }
 
+/// PATHs are relative to the repository's root and must stay inside it.
+fn paths_inside(checkout: &Checkout, scan: &ScanArgs) -> Result<(), Error> {
+    match scan.paths.iter().find(|p| checkout.is_outside(p)) {
+        Some(path) => Err(Error::OutsideRepository {
+            path: path.clone(),
+            repository: checkout.shown().to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Drop for InDir {
     fn drop(&mut self) {
         if let Some(dir) = &self.0 {
@@ -227,6 +248,7 @@ fn list_in_repository(args: ListArgs, out: &mut dyn Write) -> Result<Status, Err
     let repository = args.git.repository.as_deref().unwrap_or(".");
     let checkout = Checkout::new(repository, args.git.branch.as_deref())?;
     let _in = InDir::enter(&checkout)?;
+    paths_inside(&checkout, &args.scan)?;
     run_list(args, out)
 }
 
@@ -236,6 +258,7 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
     let repository = git_args.repo.repository.as_deref().unwrap_or(".");
     let checkout = Checkout::new(repository, git_args.repo.branch.as_deref())?;
     let _in = InDir::enter(&checkout)?;
+    paths_inside(&checkout, &args.scan)?;
     let (roots, scanner) = roots_and_scanner(&args.scan)?;
     let selection = if args.all {
         Selection::All

@@ -128,6 +128,43 @@ fn commit_without_repository_is_a_usage_error() {
 }
 
 #[test]
+fn paths_outside_the_repository_are_a_usage_error() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = env.path("work");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(env.path("outside.yaml"), "image: bitnami/nginx:1.24\n").unwrap();
+    for path in [
+        "../outside.yaml",
+        env.path("outside.yaml").to_str().unwrap(),
+    ] {
+        let (code, _, err) = run(env.cru().args([
+            "update",
+            "--repository",
+            work.to_str().unwrap(),
+            "--all",
+            "--commit",
+            "x",
+            path,
+        ]));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("outside the repository"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.path("outside.yaml")).unwrap(),
+        "image: bitnami/nginx:1.24\n"
+    );
+}
+
+#[test]
 fn no_change_means_no_commit_and_no_push() {
     let env = Env::new();
     let bare = env.bare_repo("remote", FILES, &[]);
@@ -213,7 +250,20 @@ fn a_local_repository_keeps_the_users_own_changes_out_of_the_commit() {
     );
     std::fs::write(work.join("staged.txt"), "two\n").unwrap();
     env.git(&work, &["add", "staged.txt"]);
-    std::fs::write(work.join("unstaged.txt"), "two\n").unwrap();
+    // An unstaged change of the same size and mtime second as the indexed file, that git sees
+    // only through its racy-git check (ctime ignored): cru rewriting the index a second later
+    // must not make it look clean.
+    env.git(&work, &["config", "core.trustctime", "false"]);
+    let unstaged = work.join("unstaged.txt");
+    let mtime = std::fs::metadata(&unstaged).unwrap().modified().unwrap();
+    std::fs::write(&unstaged, "two\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&unstaged)
+        .unwrap()
+        .set_modified(mtime + std::time::Duration::from_nanos(1))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::write(work.join("untracked.txt"), "new\n").unwrap();
     let remote_before = env.rev(&bare, "main");
 
@@ -267,6 +317,75 @@ fn a_local_repository_keeps_the_users_own_changes_out_of_the_commit() {
         "image: bitnami/nginx:1.26\n"
     );
     assert_eq!(env.show(&bare, "main", "staged.txt"), "one\n");
+}
+
+#[test]
+fn a_local_push_to_a_moved_upstream_fails_and_says_to_pull() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = env.path("work");
+    let other = env.path("other");
+    for dir in [&work, &other] {
+        env.git(
+            env.dir.path(),
+            &["clone", "-q", bare.to_str().unwrap(), dir.to_str().unwrap()],
+        );
+    }
+    std::fs::write(other.join("README.md"), "changed elsewhere\n").unwrap();
+    env.git(&other, &["commit", "-q", "-am", "elsewhere"]);
+    env.git(&other, &["push", "-q"]);
+    let remote_tip = env.rev(&bare, "main");
+    let (code, _, err) = run(env.cru().current_dir(&work).args([
+        "update",
+        "--repository",
+        ".",
+        "--image-reference",
+        "bitnami/nginx:1.25",
+        "--commit",
+        "bump",
+        "--push",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("push failed") && err.contains("pull"), "{err}");
+    assert_eq!(env.rev(&bare, "main"), remote_tip, "nothing forced");
+    let subject = env.git(&work, &["log", "-1", "--format=%s"]);
+    assert_eq!(
+        subject.trim(),
+        "bump",
+        "the commit stays for the user to rebase"
+    );
+}
+
+#[test]
+fn a_local_dry_run_commits_nothing() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = env.path("work");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    let head = env.rev(&work, "HEAD");
+    let (code, out, err) = run(env.cru().args([
+        "update",
+        "--dry-run",
+        "--repository",
+        work.to_str().unwrap(),
+        "--image-reference",
+        "bitnami/nginx:1.25",
+        "--commit",
+        "bump",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("+image: bitnami/nginx:1.25"), "{out}");
+    assert!(err.contains("would commit 1 files"), "{err}");
+    assert_eq!(env.rev(&work, "HEAD"), head);
+    assert_eq!(env.git(&work, &["status", "--porcelain"]), "");
 }
 
 #[test]
@@ -605,4 +724,48 @@ fn pushes_over_http_with_basic_auth_and_never_shows_the_password() {
         env.show(&bare, "main", "deploy/app.yaml"),
         "image: bitnami/nginx:1.26\n"
     );
+}
+
+#[test]
+fn pushes_over_https_and_checks_the_certificate() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let password = "tls-Pa55word";
+    let (server, cert) = env.https_git(env.dir.path(), "alice", password);
+    let url = format!(
+        "https://alice:{password}@127.0.0.1:{}/git/remote.git",
+        server.port
+    );
+    let args = [
+        "update",
+        "--repository",
+        &url,
+        "--image-reference",
+        "bitnami/nginx:1.25",
+        "--commit",
+        "over https",
+    ];
+
+    // A certificate nobody vouches for is refused.
+    let (code, out, err) = run(env
+        .cru()
+        .env("SSL_CERT_FILE", env.path("none.pem"))
+        .args(args));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("clone failed for https://alice:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(err.contains("certificate is not trusted"), "{err}");
+    assert!(!out.contains(password) && !err.contains(password), "{err}");
+
+    let (code, out, err) = run(env.cru().env("SSL_CERT_FILE", &cert).args(args));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains(password) && !err.contains(password), "{err}");
+    assert_eq!(
+        env.show(&bare, "main", "deploy/app.yaml"),
+        "image: bitnami/nginx:1.25\n"
+    );
+    let subject = env.git(&bare, &["log", "-1", "--format=%s", "main"]);
+    assert_eq!(subject.trim(), "over https");
 }

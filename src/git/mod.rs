@@ -6,9 +6,11 @@
 //! working tree and returns the paths it changed. This module deliberately never force-pushes,
 //! never switches the branch of a user's working tree, never commits a file that had changes
 //! of the user's own, and never prompts for credentials (see [`auth`]). Every message names
-//! the repository with its password redacted ([`redact_url`]).
+//! the repository with its password redacted ([`redact_url`]). Credentials live in `auth`,
+//! connecting and pushing in `transport`, URL handling in [`url`].
 
 mod auth;
+mod transport;
 pub mod url;
 
 use std::cell::RefCell;
@@ -17,11 +19,9 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use git2::{
-    build::RepoBuilder, BranchType, ErrorCode, FetchOptions, ObjectType, Oid, PushOptions,
-    RemoteCallbacks, Repository, ResetType, Signature,
-};
+use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType, Signature};
 
+use transport::{auth_hint, fetch_options, push_local, push_network, Pushed};
 pub use url::{redact_url, Location};
 
 /// How often an update is re-applied on a branch that keeps moving before cru gives up. Each
@@ -328,6 +328,16 @@ impl Checkout {
         self.branch.as_deref()
     }
 
+    /// Whether `path` (relative to the working tree root, or absolute) leads out of the
+    /// working tree, through `..` or a symbolic link. Paths that do not exist are inside.
+    pub fn is_outside(&self, path: &Path) -> bool {
+        let root = self.workdir();
+        let (Ok(root), Ok(full)) = (root.canonicalize(), root.join(path).canonicalize()) else {
+            return false;
+        };
+        !full.starts_with(root)
+    }
+
     /// The repository as it may be shown (password redacted).
     pub fn shown(&self) -> &str {
         &self.shown
@@ -542,6 +552,7 @@ impl Checkout {
                 &tree,
                 &[&head],
             )?;
+            smudge_modified(repo, &mut index)?;
             index.write()?;
             Ok(id)
         };
@@ -596,7 +607,8 @@ impl Checkout {
                     )));
                 }
                 let tip = self.fetch_reset(&branch).map_err(Rejection::Failed)?;
-                if Some(tip) != base {
+                // A lock held by another writer is a move that may not be visible yet.
+                if Some(tip) != base || transport::is_lock_message(&message) {
                     Err(Rejection::Moved)
                 } else {
                     Err(fail(message))
@@ -664,14 +676,32 @@ impl From<GitError> for Rejection {
     }
 }
 
-/// What a transport said about a push.
-enum Pushed {
-    /// The server refused the reference; its message (and hook output).
-    Refused(String),
-    /// The remote branch has commits we lack.
-    NotFastForward(String),
-    /// The push did not happen (connection, authentication, …).
-    Error(String),
+/// Marks every index entry whose file differs from it as needing a re-read (size 0, as git
+/// does), before the index is written back. Rewriting the index gives it a new mtime, which
+/// hides the user's same-size changes made in the second of the old index from git's racy
+/// check: git would then call those files clean.
+fn smudge_modified(repo: &Repository, index: &mut git2::Index) -> Result<(), git2::Error> {
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(false)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let changed: Vec<PathBuf> = repo
+        .statuses(Some(&mut options))?
+        .iter()
+        .filter(|s| {
+            s.status()
+                .intersects(git2::Status::WT_MODIFIED | git2::Status::WT_TYPECHANGE)
+        })
+        .filter_map(|s| s.path().ok().map(PathBuf::from))
+        .collect();
+    for path in changed {
+        if let Some(mut entry) = index.get_path(&path, 0) {
+            entry.file_size = 0;
+            index.add(&entry)?;
+        }
+    }
+    Ok(())
 }
 
 fn signature(repo: &Repository, spec: &CommitSpec) -> Result<Signature<'static>, git2::Error> {
@@ -693,196 +723,6 @@ fn signature(repo: &Repository, spec: &CommitSpec) -> Result<Signature<'static>,
         .or_else(|| from_config("user.email"))
         .unwrap_or_else(|| "cru@localhost".to_string());
     Signature::now(&name, &email)
-}
-
-/// Whether the transport can fetch shallow (libgit2's local transport cannot).
-fn shallow(url: &str) -> bool {
-    url::file_url_path(url).is_none() && matches!(Location::parse(url), Location::Remote(_))
-}
-
-fn callbacks<'a>(creds: &'a RefCell<auth::Credentials>) -> RemoteCallbacks<'a> {
-    let mut callbacks = RemoteCallbacks::new();
-    callbacks.credentials(move |_url, user, allowed| creds.borrow_mut().next(user, allowed));
-    callbacks
-}
-
-fn fetch_options<'a>(url: &str, creds: &'a RefCell<auth::Credentials>) -> FetchOptions<'a> {
-    let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks(creds));
-    if shallow(url) {
-        options.depth(1);
-    }
-    options
-}
-
-/// libgit2's message, with the credential sources tried when authentication failed.
-fn auth_hint(err: &git2::Error, creds: &RefCell<auth::Credentials>) -> String {
-    let message = err.message().to_string();
-    let creds = creds.borrow();
-    if err.code() == ErrorCode::Auth || message.contains("authentication") {
-        if message.contains("credentials tried") {
-            message
-        } else {
-            format!("{message} (credentials tried: {})", creds.tried())
-        }
-    } else if err.code() == ErrorCode::Certificate || message.contains("hostkey") {
-        format!("{message} (add the host's key to ~/.ssh/known_hosts, e.g. with ssh-keyscan)")
-    } else {
-        message
-    }
-}
-
-/// Pushes over the network with libgit2, checking the server's verdict on the reference:
-/// libgit2 returns Ok even when the server refuses it.
-fn push_network(repo: &Repository, url: &str, refspec: &str) -> Result<(), Pushed> {
-    let creds = RefCell::new(auth::Credentials::new(url, repo.config().ok()));
-    let refused: RefCell<Option<String>> = RefCell::new(None);
-    let said = RefCell::new(String::new());
-    let result = {
-        let mut remote = repo
-            .remote_anonymous(url)
-            .map_err(|e| Pushed::Error(e.message().to_string()))?;
-        let mut callbacks = callbacks(&creds);
-        callbacks.push_update_reference(|refname, status| {
-            if let Some(status) = status {
-                *refused.borrow_mut() = Some(format!("{refname} rejected: {status}"));
-            }
-            Ok(())
-        });
-        callbacks.sideband_progress(|data| {
-            said.borrow_mut().push_str(&String::from_utf8_lossy(data));
-            true
-        });
-        let mut options = PushOptions::new();
-        options.remote_callbacks(callbacks);
-        remote.push(&[refspec], Some(&mut options))
-    };
-    let said = said.into_inner();
-    let said: Vec<&str> = said
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let with_said = |message: String| {
-        if said.is_empty() {
-            message
-        } else {
-            format!("{message}; the server said: {}", said.join(" / "))
-        }
-    };
-    match result {
-        Err(e) if e.code() == ErrorCode::NotFastForward => {
-            Err(Pushed::NotFastForward(e.message().to_string()))
-        }
-        Err(e) => Err(Pushed::Error(with_said(auth_hint(&e, &creds)))),
-        Ok(()) => match refused.into_inner() {
-            Some(message) => Err(Pushed::Refused(with_said(message))),
-            None => Ok(()),
-        },
-    }
-}
-
-/// Pushes into a repository on this machine. libgit2's local transport overwrites the remote
-/// reference without checking that it is still what it was (two racing pushes would lose one
-/// of them), so this copies the missing objects and moves the reference itself, with a
-/// compare-and-swap under the reference's lock.
-fn push_local(repo: &Repository, dir: &Path, id: Oid, dst: &str) -> Result<(), Pushed> {
-    let error = |e: git2::Error| Pushed::Error(e.message().to_string());
-    let remote = Repository::open(dir).map_err(error)?;
-    let current = remote.refname_to_id(dst).ok();
-    if let Some(current) = current {
-        if current == id {
-            return Ok(());
-        }
-        let known = repo.odb().map_err(error)?.exists(current);
-        if !known || !repo.graph_descendant_of(id, current).map_err(error)? {
-            return Err(Pushed::NotFastForward(format!(
-                "{dst} has commits that are not in the pushed branch"
-            )));
-        }
-    }
-    if !remote.is_bare() {
-        let checked_out = remote
-            .head()
-            .ok()
-            .and_then(|h| h.name().ok().map(str::to_string));
-        if checked_out.as_deref() == Some(dst) {
-            return Err(Pushed::Refused(format!(
-                "{dst} is checked out in the non-bare repository {}; refusing to update it",
-                dir.display()
-            )));
-        }
-    }
-    copy_objects(repo, &remote, id, current).map_err(error)?;
-    let message = "push by cru";
-    let moved = match current {
-        Some(current) => remote.reference_matching(dst, id, true, current, message),
-        None => remote.reference(dst, id, false, message),
-    };
-    match moved {
-        Ok(_) => Ok(()),
-        Err(e)
-            if matches!(
-                e.code(),
-                ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
-            ) =>
-        {
-            Err(Pushed::NotFastForward(format!(
-                "{dst} moved while pushing ({})",
-                e.message()
-            )))
-        }
-        Err(e) => Err(error(e)),
-    }
-}
-
-/// Copies the commits from `id` back to `known` (exclusive), with their trees and blobs, into
-/// `to`, skipping every object it already has.
-fn copy_objects(
-    from: &Repository,
-    to: &Repository,
-    id: Oid,
-    known: Option<Oid>,
-) -> Result<(), git2::Error> {
-    let (src, dst) = (from.odb()?, to.odb()?);
-    let copy = |oid: Oid| -> Result<bool, git2::Error> {
-        if dst.exists(oid) {
-            return Ok(false);
-        }
-        let object = src.read(oid)?;
-        dst.write(object.kind(), object.data())?;
-        Ok(true)
-    };
-    fn tree(
-        repo: &Repository,
-        oid: Oid,
-        copy: &dyn Fn(Oid) -> Result<bool, git2::Error>,
-    ) -> Result<(), git2::Error> {
-        if !copy(oid)? {
-            return Ok(());
-        }
-        for entry in repo.find_tree(oid)?.iter() {
-            match entry.kind() {
-                Some(ObjectType::Tree) => tree(repo, entry.id(), copy)?,
-                Some(ObjectType::Blob) => {
-                    copy(entry.id())?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-    let mut walk = from.revwalk()?;
-    walk.push(id)?;
-    if let Some(known) = known {
-        walk.hide(known)?;
-    }
-    for commit in walk {
-        let commit = from.find_commit(commit?)?;
-        tree(from, commit.tree_id(), &copy)?;
-        copy(commit.id())?;
-    }
-    Ok(())
 }
 
 /// Waits a little, longer with each attempt and differently in each process, so that racing

@@ -334,6 +334,47 @@ impl Env {
     /// Starts lighttpd on a free port serving the bare repositories under `root` through
     /// `git http-backend` at `/git/`, behind basic auth for `user`:`password`.
     pub fn http_git(&self, root: &Path, user: &str, password: &str) -> Server {
+        self.lighttpd(root, user, password, None)
+    }
+
+    /// As [`Env::http_git`], over https with a self-signed certificate for 127.0.0.1; returns
+    /// the certificate too (for `SSL_CERT_FILE`).
+    pub fn https_git(&self, root: &Path, user: &str, password: &str) -> (Server, PathBuf) {
+        require("/usr/lib/lighttpd/mod_openssl.so", "lighttpd-mod-openssl");
+        let dir = self.path("tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let out = Command::new(require("openssl", "openssl"))
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tls = format!(
+            "server.modules += (\"mod_openssl\")\nssl.engine = \"enable\"\n\
+             ssl.pemfile = \"{}\"\nssl.privkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        );
+        (self.lighttpd(root, user, password, Some(&tls)), cert)
+    }
+
+    fn lighttpd(&self, root: &Path, user: &str, password: &str, tls: Option<&str>) -> Server {
         let lighttpd = require("/usr/sbin/lighttpd", "lighttpd");
         let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
         let backend = PathBuf::from(String::from_utf8(exec_path.stdout).unwrap().trim())
@@ -371,7 +412,9 @@ $HTTP["url"] =~ "^/git/" {{
 auth.backend = "plain"
 auth.backend.plain.userfile = "{dir}/users"
 auth.require = ( "/git/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
+{tls}
 "#,
+                tls = tls.unwrap_or(""),
                 dir = dir.display(),
                 backend = backend.display(),
                 root = root.display(),
