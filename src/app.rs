@@ -9,12 +9,15 @@ use clap::CommandFactory;
 
 use crate::check::{self, Policy};
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, ScanArgs, UpdateArgs,
+    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, RegistryArgs, ScanArgs, UpdateArgs,
 };
 use crate::git::{self, Checkout, CommitSpec};
 use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
 use crate::plan::{ConflictError, Rules, Selection};
+use crate::reference::Reference;
+use crate::registry::{Resolver, ResolverOptions, SetupError};
+use crate::resolve::{Lookups, RegistryResolve};
 use crate::scan::{ScanOptions, Scanner};
 use crate::update::{self, Offline, UpdateError, UpdateOptions};
 
@@ -43,6 +46,12 @@ pub enum Error {
     /// The update failed and wrote nothing.
     #[error(transparent)]
     Update(#[from] UpdateError),
+    /// The registry settings or credentials could not be read, or the client not started.
+    #[error(transparent)]
+    Registry(#[from] SetupError),
+    /// Registry lookups failed (each was reported).
+    #[error("{0} registry lookups failed")]
+    Lookups(usize),
     /// Results could not be written.
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
@@ -66,7 +75,12 @@ impl Error {
             Error::NoSuchPath(_) | Error::Conflict(_) | Error::OutsideRepository { .. } => {
                 Status::Usage
             }
-            Error::Update(_) | Error::Output(_) | Error::Git(_) => Status::Failure,
+            Error::Registry(SetupError::Config(_) | SetupError::Auth(_)) => Status::Usage,
+            Error::Registry(_)
+            | Error::Lookups(_)
+            | Error::Update(_)
+            | Error::Output(_)
+            | Error::Git(_) => Status::Failure,
         }
     }
 
@@ -158,12 +172,71 @@ fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
         rules: Rules::new(selection, args.matching_tag)?,
         dry_run: args.dry_run || args.check,
     };
-    let summary = update::run(&roots, &scanner, &options, &Offline, out)?;
+    let lookups = Lookups {
+        digest: args.resolve_digest,
+        tag: args.resolve_tag,
+    };
+    let summary = if lookups.digest || lookups.tag {
+        let resolver = RegistryResolve::new(resolver(&args.registry)?, lookups);
+        update::run(&roots, &scanner, &options, &resolver, out)?
+    } else {
+        update::run(&roots, &scanner, &options, &Offline, out)?
+    };
     Ok(if args.check && !summary.files.is_empty() {
         Status::Findings
     } else {
         Status::Success
     })
+}
+
+fn resolver(args: &RegistryArgs) -> Result<Resolver, Error> {
+    Ok(Resolver::new(ResolverOptions {
+        registries_conf: args.registries_conf.clone(),
+        platform: args.platform.clone(),
+        jobs: usize::from(args.jobs),
+        ..ResolverOptions::default()
+    })?)
+}
+
+/// Asks the registries what the tags of pinned references point at now.
+fn stale_findings(
+    inventory: &Inventory,
+    args: &RegistryArgs,
+) -> Result<Vec<check::Finding>, Error> {
+    let mut pinned: Vec<Reference> = inventory
+        .files
+        .iter()
+        .flat_map(|f| &f.refs)
+        .map(|r| &r.occurrence.reference)
+        .filter(|r| r.tag().is_some() && r.digest().is_some())
+        .map(|r| r.with(r.tag(), None))
+        .collect();
+    pinned.sort_by_key(|r| (r.normalized_name(), r.tag().map(str::to_owned)));
+    pinned.dedup_by_key(|r| (r.normalized_name(), r.tag().map(str::to_owned)));
+    if pinned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut now = std::collections::HashMap::new();
+    let mut failed = 0;
+    for (r, outcome) in pinned.iter().zip(resolver(args)?.digests_each(&pinned)) {
+        match outcome {
+            Ok(digest) => {
+                now.insert((r.normalized_name(), r.tag().map(str::to_owned)), digest);
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Lookups(failed));
+    }
+    let current = |r: &Reference| {
+        now.get(&(r.normalized_name(), r.tag().map(str::to_owned)))
+            .cloned()
+    };
+    Ok(check::stale_findings(inventory, &current))
 }
 
 fn run_check(args: CheckArgs, out: &mut dyn Write) -> Result<Status, Error> {
@@ -177,7 +250,11 @@ fn run_check(args: CheckArgs, out: &mut dyn Write) -> Result<Status, Error> {
         require_digest: args.require_digest || !args.require_tag,
         require_tag: args.require_tag,
     };
-    let findings = check::policy_findings(&inventory, policy);
+    let mut findings = check::policy_findings(&inventory, policy);
+    if args.stale {
+        findings.extend(stale_findings(&inventory, &args.registry)?);
+        findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    }
     let format = match args.format {
         CheckFormat::Text => check::Format::Text,
         CheckFormat::Json => check::Format::Json,
@@ -266,6 +343,21 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         Selection::References(args.image_reference.clone())
     };
     let rules = Rules::new(selection, args.matching_tag)?;
+    let lookups = Lookups {
+        digest: args.resolve_digest,
+        tag: args.resolve_tag,
+    };
+    // Built once: a retry after someone else pushed asks the registries (and their caches)
+    // again through the same client.
+    let registry = if lookups.digest || lookups.tag {
+        Some(RegistryResolve::new(resolver(&args.registry)?, lookups))
+    } else {
+        None
+    };
+    let resolve: &dyn update::Resolve = match &registry {
+        Some(r) => r,
+        None => &Offline,
+    };
     let commit = git_args.commit.as_ref().map(|message| CommitSpec {
         message: message.clone(),
         name: git_args.username.clone(),
@@ -291,10 +383,10 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
             // cru's own preview is silent: its log lines would read like a --dry-run.
             let quiet = tracing::subscriber::NoSubscriber::default();
             tracing::subscriber::with_default(quiet, || {
-                update::run(&roots, &scanner, &options, &Offline, out)
+                update::run(&roots, &scanner, &options, resolve, out)
             })?
         } else {
-            update::run(&roots, &scanner, &options, &Offline, out)?
+            update::run(&roots, &scanner, &options, resolve, out)?
         };
         Ok(summary.paths)
     })?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::reference::Reference;
+use crate::registry::{Platform, DEFAULT_JOBS};
 
 /// cru finds container image references in files and updates them in place.
 #[derive(Debug, Parser)]
@@ -105,6 +106,18 @@ pub struct UpdateArgs {
     #[arg(long)]
     pub matching_tag: bool,
 
+    /// Pin each reference to the digest its tag points at now (`name:tag@sha256:…`).
+    #[arg(long)]
+    pub resolve_digest: bool,
+
+    /// Replace each tag by the most specific tag with the same digest (`latest` → `3.2.4`).
+    #[arg(long)]
+    pub resolve_tag: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: RegistryArgs,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub scan: ScanArgs,
@@ -153,6 +166,24 @@ pub struct GitUpdateArgs {
     pub push: bool,
 }
 
+/// How registries are reached, for the commands that look things up.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Resolve to this platform's own manifest instead of the multi-platform index.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<Platform>,
+
+    /// Registry requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_JOBS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
+    /// Mirrors and insecure registries (containers-registries.conf v2) [default:
+    /// $CRU_REGISTRIES_CONF, ~/.config/containers/registries.conf, /etc/containers/registries.conf]
+    #[arg(long, value_name = "FILE")]
+    pub registries_conf: Option<PathBuf>,
+}
+
 /// How `check` prints its findings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum CheckFormat {
@@ -175,6 +206,14 @@ pub struct CheckArgs {
     /// Every reference must have a tag (a bare digest tells a reader nothing).
     #[arg(long)]
     pub require_tag: bool,
+
+    /// Report pinned references whose tag now points at another digest (asks the registries).
+    #[arg(long)]
+    pub stale: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: RegistryArgs,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t)]

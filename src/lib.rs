@@ -17,6 +17,7 @@ pub mod list;
 pub mod plan;
 pub mod reference;
 pub mod registry;
+pub mod resolve;
 pub mod rewrite;
 pub mod scan;
 pub mod tags;

@@ -285,29 +285,34 @@ impl Resolver {
     /// The digest each reference's tag points at now, in order. All lookups finish; then
     /// the first error (in input order) is returned.
     pub fn resolve_digests(&self, refs: &[Reference]) -> Result<Vec<String>, Error> {
+        self.digests_each(refs).into_iter().collect()
+    }
+
+    /// Like [`Resolver::resolve_digests`], with every lookup's own outcome, so that all
+    /// failures can be reported.
+    pub fn digests_each(&self, refs: &[Reference]) -> Vec<Result<String, Error>> {
         let inner = &self.inner;
-        self.runtime
-            .block_on(join_all(refs.iter().map(|r| {
-                let inner = inner.clone();
-                let r = r.clone();
-                async move { inner.resolve(&r).await }
-            })))
-            .into_iter()
-            .collect()
+        self.runtime.block_on(join_all(refs.iter().map(|r| {
+            let inner = inner.clone();
+            let r = r.clone();
+            async move { inner.resolve(&r).await }
+        })))
     }
 
     /// For each reference: the digest its tag points at, the repository's tags with the same
     /// digest and the best of them. All lookups finish; then the first error is returned.
     pub fn resolve_tags(&self, refs: &[Reference]) -> Result<Vec<TagChoice>, Error> {
+        self.tags_each(refs).into_iter().collect()
+    }
+
+    /// Like [`Resolver::resolve_tags`], with every lookup's own outcome.
+    pub fn tags_each(&self, refs: &[Reference]) -> Vec<Result<TagChoice, Error>> {
         let inner = &self.inner;
-        self.runtime
-            .block_on(join_all(refs.iter().map(|r| {
-                let inner = inner.clone();
-                let r = r.clone();
-                async move { inner.resolve_tag(&r).await }
-            })))
-            .into_iter()
-            .collect()
+        self.runtime.block_on(join_all(refs.iter().map(|r| {
+            let inner = inner.clone();
+            let r = r.clone();
+            async move { inner.resolve_tag(&r).await }
+        })))
     }
 }
 

@@ -1,0 +1,102 @@
+//! Registry lookups for `cru update`: pinning digests (`--resolve-digest`) and choosing the
+//! best tag with the same digest (`--resolve-tag`).
+//!
+//! This adapts the [`registry::Resolver`] to the update's [`Resolve`] seam. Targets without a
+//! tag (digest-only references) have nothing to follow and are left as they are. Every lookup
+//! finishes before any file is written; every failure is reported, then the update stops.
+
+use crate::reference::Reference;
+use crate::registry::{self, Resolver};
+use crate::update::{Resolve, ResolveError};
+
+/// What to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookups {
+    /// Pin each target to the digest its tag points at now.
+    pub digest: bool,
+    /// Replace each target's tag by the most specific tag with the same digest.
+    pub tag: bool,
+}
+
+/// A [`Resolve`] that asks registries.
+pub struct RegistryResolve {
+    resolver: Resolver,
+    lookups: Lookups,
+}
+
+/// Some lookups failed; each was reported.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} registry lookups failed")]
+pub struct LookupsFailed {
+    failed: usize,
+    total: usize,
+}
+
+impl RegistryResolve {
+    /// A resolver doing `lookups` with `resolver`.
+    pub fn new(resolver: Resolver, lookups: Lookups) -> RegistryResolve {
+        RegistryResolve { resolver, lookups }
+    }
+}
+
+impl Resolve for RegistryResolve {
+    fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+        let wanted: Vec<Reference> = targets
+            .iter()
+            .filter(|t| t.tag().is_some())
+            .cloned()
+            .collect();
+        let mut failures: Vec<registry::Error> = Vec::new();
+        let mut resolved: Vec<Reference> = Vec::with_capacity(wanted.len());
+        if self.lookups.tag {
+            for (target, outcome) in wanted.iter().zip(self.resolver.tags_each(&wanted)) {
+                match outcome {
+                    Ok(choice) => {
+                        tracing::debug!(
+                            "tags of {} with the digest of {}: {}",
+                            target.normalized_name(),
+                            target.tag().unwrap_or_default(),
+                            choice.matching.join(", ")
+                        );
+                        let digest = if self.lookups.digest {
+                            Some(choice.digest.as_str())
+                        } else {
+                            target.digest()
+                        };
+                        resolved.push(target.with(Some(&choice.best), digest));
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+        } else if self.lookups.digest {
+            for (target, outcome) in wanted.iter().zip(self.resolver.digests_each(&wanted)) {
+                match outcome {
+                    Ok(digest) => resolved.push(target.with(target.tag(), Some(&digest))),
+                    Err(e) => failures.push(e),
+                }
+            }
+        } else {
+            resolved = wanted.clone();
+        }
+        if !failures.is_empty() {
+            for e in &failures {
+                tracing::error!("{e}");
+            }
+            return Err(Box::new(LookupsFailed {
+                failed: failures.len(),
+                total: wanted.len(),
+            }));
+        }
+        let mut resolved = resolved.into_iter();
+        Ok(targets
+            .iter()
+            .map(|t| {
+                if t.tag().is_some() {
+                    resolved.next().expect("one result per tagged target")
+                } else {
+                    t.clone()
+                }
+            })
+            .collect())
+    }
+}
