@@ -598,7 +598,11 @@ fn pushes_over_ssh_with_an_agent_key_and_with_an_identity_file() {
     let (code, err) = ssh_update(&env, &url, "1.25");
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("clone failed"), "{err}");
-    assert!(err.contains("credentials tried: none"), "{err}");
+    assert!(
+        err.contains("credentials tried: none; not found: ssh-agent"),
+        "{err}"
+    );
+    assert!(err.contains("key files"), "{err}");
 
     // From ~/.ssh/config IdentityFile; the host key must be known.
     std::fs::write(

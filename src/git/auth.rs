@@ -24,6 +24,7 @@ pub struct Credentials {
     agent: bool,
     keys: Option<Vec<PathBuf>>,
     tried: Vec<String>,
+    missing: Vec<&'static str>,
     calls: u32,
 }
 
@@ -52,16 +53,22 @@ impl Credentials {
             agent: false,
             keys: None,
             tried: Vec::new(),
+            missing: Vec::new(),
             calls: 0,
         }
     }
 
-    /// The sources tried so far, for an error message (`none` when none was asked for).
+    /// The sources tried so far and those that were not there, for an error message.
     pub fn tried(&self) -> String {
-        if self.tried.is_empty() {
+        let tried = if self.tried.is_empty() {
             "none".to_string()
         } else {
             self.tried.join(", ")
+        };
+        if self.missing.is_empty() {
+            tried
+        } else {
+            format!("{tried}; not found: {}", self.missing.join(", "))
         }
     }
 
@@ -108,6 +115,8 @@ impl Credentials {
                 if let Ok(cred) = Cred::userpass_plaintext(user, &password) {
                     return Some(cred);
                 }
+            } else {
+                self.missing.push("user:password in the URL");
             }
         }
         if !self.helper {
@@ -143,6 +152,7 @@ impl Credentials {
                 let password = askpass(&program, &format!("Password for '{shown}': "))?;
                 return Cred::userpass_plaintext(&user, &password).ok();
             }
+            self.missing.push("GIT_ASKPASS");
         }
         None
     }
@@ -156,10 +166,20 @@ impl Credentials {
                 if let Ok(cred) = Cred::ssh_key_from_agent(user) {
                     return Some(cred);
                 }
+            } else {
+                self.missing.push("ssh-agent (SSH_AUTH_SOCK is not set)");
             }
         }
         let url = self.url.clone();
-        let keys = self.keys.get_or_insert_with(|| key_files(&url));
+        if self.keys.is_none() {
+            let keys = key_files(&url);
+            if keys.is_empty() {
+                self.missing
+                    .push("key files (IdentityFile in ~/.ssh/config, ~/.ssh/id_ed25519, id_ecdsa, id_rsa)");
+            }
+            self.keys = Some(keys);
+        }
+        let keys = self.keys.get_or_insert_with(Vec::new);
         while !keys.is_empty() {
             let key = keys.remove(0);
             self.tried.push(format!("key {}", key.display()));
