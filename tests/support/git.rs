@@ -213,11 +213,12 @@ impl Env {
     /// Starts `git daemon` serving the folder of `bare` with pushes enabled.
     pub fn git_daemon(&self, base: &Path) -> Server {
         let port = free_port();
-        let mut cmd = Command::new("git");
+        // The dashed program itself: `git daemon` would run it as a child of its own, which
+        // killing `git` leaves behind.
+        let mut cmd = Command::new(git_program("git-daemon"));
         self.seal(&mut cmd);
         let mut child = cmd
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--export-all",
                 "--enable=receive-pack",
@@ -376,14 +377,7 @@ impl Env {
 
     fn lighttpd(&self, root: &Path, user: &str, password: &str, tls: Option<&str>) -> Server {
         let lighttpd = require("/usr/sbin/lighttpd", "lighttpd");
-        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
-        let backend = PathBuf::from(String::from_utf8(exec_path.stdout).unwrap().trim())
-            .join("git-http-backend");
-        assert!(
-            backend.is_file(),
-            "git-http-backend not found at {}",
-            backend.display()
-        );
+        let backend = git_program("git-http-backend");
         let dir = self.path("lighttpd");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("users"), format!("{user}:{password}\n")).unwrap();
@@ -434,6 +428,21 @@ auth.require = ( "/git/" => ( "method" => "basic", "realm" => "git", "require" =
         wait_for_port(port, &mut child, "lighttpd");
         Server { child, port }
     }
+}
+
+/// A program of git's own (`git-daemon`, `git-http-backend`) in `git --exec-path`.
+fn git_program(name: &str) -> PathBuf {
+    let out = Command::new(require("git", "git"))
+        .arg("--exec-path")
+        .output()
+        .unwrap();
+    let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()).join(name);
+    assert!(
+        path.is_file(),
+        "{name} not found at {}: install it with `apt-get install git`",
+        path.display()
+    );
+    path
 }
 
 /// Runs a command and returns (exit code, stdout, stderr).
