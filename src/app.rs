@@ -11,6 +11,7 @@ use crate::check::{self, Policy};
 use crate::cli::{
     CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, RegistryArgs, ScanArgs, UpdateArgs,
 };
+use crate::git::{self, Checkout, CommitSpec};
 use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
 use crate::plan::{ConflictError, Rules, Selection};
@@ -54,17 +55,32 @@ pub enum Error {
     /// Results could not be written.
     #[error("writing output: {0}")]
     Output(#[from] io::Error),
+    /// Cloning, committing or pushing failed.
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    /// A PATH leads out of the repository given with `--repository`.
+    #[error("{}: outside the repository {repository}", .path.display())]
+    OutsideRepository {
+        /// The PATH.
+        path: PathBuf,
+        /// The repository, redacted.
+        repository: String,
+    },
 }
 
 impl Error {
     /// The exit status for this error.
     pub fn status(&self) -> Status {
         match self {
-            Error::NoSuchPath(_) | Error::Conflict(_) => Status::Usage,
-            Error::Registry(SetupError::Config(_) | SetupError::Auth(_)) => Status::Usage,
-            Error::Registry(_) | Error::Lookups(_) | Error::Update(_) | Error::Output(_) => {
-                Status::Failure
+            Error::NoSuchPath(_) | Error::Conflict(_) | Error::OutsideRepository { .. } => {
+                Status::Usage
             }
+            Error::Registry(SetupError::Config(_) | SetupError::Auth(_)) => Status::Usage,
+            Error::Registry(_)
+            | Error::Lookups(_)
+            | Error::Update(_)
+            | Error::Output(_)
+            | Error::Git(_) => Status::Failure,
         }
     }
 
@@ -91,6 +107,10 @@ pub fn verbose(cli: &Cli) -> bool {
 /// Runs the command; results go to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
     match cli.command {
+        Command::List(args) if args.git.repository.is_some() => list_in_repository(args, out),
+        Command::Update(args) if args.git.repo.repository.is_some() => {
+            update_in_repository(args, out)
+        }
         Command::List(args) => run_list(args, out),
         Command::Update(args) => run_update(args, out),
         Command::Check(args) => run_check(args, out),
@@ -253,5 +273,126 @@ fn run_check(args: CheckArgs, out: &mut dyn Write) -> Result<Status, Error> {
         Status::Success
     } else {
         Status::Findings
+    })
+}
+
+// --- git: `--repository`, `--branch`, `--commit` (see docs/git.md) ---
+
+/// The current folder, set to a repository's working tree for the time of a command so that
+/// PATHs and the file names shown are relative to its root; restored on drop.
+struct InDir(Option<PathBuf>);
+
+impl InDir {
+    fn enter(checkout: &Checkout) -> Result<InDir, Error> {
+        let before = std::env::current_dir().ok();
+        std::env::set_current_dir(checkout.workdir()).map_err(|e| git::GitError::Step {
+            step: git::Step::Open,
+            url: checkout.shown().to_string(),
+            branch: checkout.branch().map(str::to_string),
+            message: format!("entering the working tree: {e}"),
+        })?;
+        Ok(InDir(before))
+    }
+}
+
+/// PATHs are relative to the repository's root and must stay inside it.
+fn paths_inside(checkout: &Checkout, scan: &ScanArgs) -> Result<(), Error> {
+    match scan.paths.iter().find(|p| checkout.is_outside(p)) {
+        Some(path) => Err(Error::OutsideRepository {
+            path: path.clone(),
+            repository: checkout.shown().to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl Drop for InDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::env::set_current_dir(dir);
+        }
+    }
+}
+
+fn non_interactive() {
+    // Credential helpers and askpass programs run as children: they must not wait on a
+    // terminal. Set before any thread is started.
+    std::env::set_var("GIT_TERMINAL_PROMPT", "0");
+}
+
+fn list_in_repository(args: ListArgs, out: &mut dyn Write) -> Result<Status, Error> {
+    non_interactive();
+    let repository = args.git.repository.as_deref().unwrap_or(".");
+    let checkout = Checkout::new(repository, args.git.branch.as_deref())?;
+    let _in = InDir::enter(&checkout)?;
+    paths_inside(&checkout, &args.scan)?;
+    run_list(args, out)
+}
+
+fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
+    non_interactive();
+    let git_args = &args.git;
+    let repository = git_args.repo.repository.as_deref().unwrap_or(".");
+    let checkout = Checkout::new(repository, git_args.repo.branch.as_deref())?;
+    let _in = InDir::enter(&checkout)?;
+    paths_inside(&checkout, &args.scan)?;
+    let (roots, scanner) = roots_and_scanner(&args.scan)?;
+    let selection = if args.all {
+        Selection::All
+    } else {
+        Selection::References(args.image_reference.clone())
+    };
+    let rules = Rules::new(selection, args.matching_tag)?;
+    let lookups = Lookups {
+        digest: args.resolve_digest,
+        tag: args.resolve_tag,
+    };
+    // Built once: a retry after someone else pushed asks the registries (and their caches)
+    // again through the same client.
+    let registry = if lookups.digest || lookups.tag {
+        Some(RegistryResolve::new(resolver(&args.registry)?, lookups))
+    } else {
+        None
+    };
+    let resolve: &dyn update::Resolve = match &registry {
+        Some(r) => r,
+        None => &Offline,
+    };
+    let commit = git_args.commit.as_ref().map(|message| CommitSpec {
+        message: message.clone(),
+        name: git_args.username.clone(),
+        email: git_args.email.clone(),
+        push: git_args.push,
+    });
+    // `--check` is a dry run whose exit status says whether files would change.
+    let asked_dry = args.dry_run || args.check;
+    let outcome = checkout.update(commit.as_ref(), asked_dry, |_workdir, dry_run| {
+        let options = UpdateOptions {
+            rules: rules.clone(),
+            dry_run,
+        };
+        // A dry run that cru makes for itself (to check the files it would change) shows
+        // nothing; the user's --dry-run shows its diff.
+        let mut sink = io::sink();
+        let out: &mut dyn Write = if dry_run && !asked_dry {
+            &mut sink
+        } else {
+            &mut *out
+        };
+        let summary = if dry_run && !asked_dry {
+            // cru's own preview is silent: its log lines would read like a --dry-run.
+            let quiet = tracing::subscriber::NoSubscriber::default();
+            tracing::subscriber::with_default(quiet, || {
+                update::run(&roots, &scanner, &options, resolve, out)
+            })?
+        } else {
+            update::run(&roots, &scanner, &options, resolve, out)?
+        };
+        Ok(summary.paths)
+    })?;
+    tracing::debug!("git outcome: {outcome:?}");
+    Ok(match outcome {
+        git::Outcome::DryRun(_) if args.check => Status::Findings,
+        _ => Status::Success,
     })
 }

@@ -74,6 +74,10 @@ pub struct ListArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub scan: ScanArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub git: RepositoryArgs,
 }
 
 /// `cru update`.
@@ -117,6 +121,49 @@ pub struct UpdateArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub scan: ScanArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub git: GitUpdateArgs,
+}
+
+/// `--repository` and `--branch`: work in a git repository instead of the current folder.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RepositoryArgs {
+    /// Work in this git repository: a local path (updated in place), or a URL to clone into a
+    /// temporary directory (file://, https://, ssh://, git@host:org/repo.git). PATHs are then
+    /// relative to the repository's root.
+    #[arg(long, value_name = "URL")]
+    pub repository: Option<String>,
+
+    /// The branch to check out [default: the remote's default branch]
+    #[arg(long, value_name = "BRANCH", requires = "repository")]
+    pub branch: Option<String>,
+}
+
+/// The git options of `cru update`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GitUpdateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub repo: RepositoryArgs,
+
+    /// Commit the files cru changed (and only those) with this message; a cloned repository
+    /// is then pushed.
+    #[arg(long, value_name = "MESSAGE", requires = "repository")]
+    pub commit: Option<String>,
+
+    /// Author and committer name [default: git config user.name, else cru]
+    #[arg(long, value_name = "NAME", requires = "commit")]
+    pub username: Option<String>,
+
+    /// Author and committer email [default: git config user.email, else cru@localhost]
+    #[arg(long, value_name = "EMAIL", requires = "commit")]
+    pub email: Option<String>,
+
+    /// Push the commit of a local repository to its branch's upstream.
+    #[arg(long, requires = "commit")]
+    pub push: bool,
 }
 
 /// How registries are reached, for the commands that look things up.

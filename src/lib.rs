@@ -11,6 +11,7 @@ pub mod app;
 pub mod check;
 pub mod cli;
 pub mod files;
+pub mod git;
 pub mod inventory;
 pub mod list;
 pub mod plan;

@@ -1,0 +1,739 @@
+//! Updating files in a git repository: a local working tree opened in place, or a remote
+//! cloned into a temporary directory; then committing exactly the files cru changed and
+//! pushing, retrying from the new tip when someone else pushed in between.
+//!
+//! What changes the files is not decided here: the caller passes a function that updates the
+//! working tree and returns the paths it changed. This module deliberately never force-pushes,
+//! never switches the branch of a user's working tree, never commits a file that had changes
+//! of the user's own, and never prompts for credentials (see [`auth`]). Every message names
+//! the repository with its password redacted ([`redact_url`]). Credentials live in `auth`,
+//! connecting and pushing in `transport`, URL handling in [`url`].
+
+mod auth;
+mod transport;
+pub mod url;
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType, Signature};
+
+use transport::{auth_hint, fetch_options, push_local, push_network, Pushed};
+pub use url::{redact_url, Location};
+
+/// How often an update is re-applied on a branch that keeps moving before cru gives up. Each
+/// round lets at least one of the racing writers through, so this is also how many writers
+/// racing on one branch are sure to all land.
+pub const PUSH_ATTEMPTS: u32 = 10;
+
+/// A boxed error from the function that updates the working tree.
+pub type ChangeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The step of the git work that failed, as named in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Opening a local repository.
+    Open,
+    /// Cloning a remote.
+    Clone,
+    /// Checking out the branch.
+    Checkout,
+    /// Committing the changed files.
+    Commit,
+    /// Fetching the new tip of the branch.
+    Fetch,
+    /// Pushing the commit.
+    Push,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Open => "open",
+            Step::Clone => "clone",
+            Step::Checkout => "checkout",
+            Step::Commit => "commit",
+            Step::Fetch => "fetch",
+            Step::Push => "push",
+        })
+    }
+}
+
+/// Why the git work failed. URLs in here are redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// A git operation failed.
+    #[error("{step} failed for {url}{}: {message}", branch_suffix(.branch))]
+    Step {
+        /// What was being done.
+        step: Step,
+        /// The repository, redacted.
+        url: String,
+        /// The branch, when known.
+        branch: Option<String>,
+        /// What went wrong (secrets scrubbed).
+        message: String,
+    },
+    /// The branch asked for does not exist.
+    #[error("checkout failed for {url}: branch {branch:?} does not exist")]
+    NoSuchBranch {
+        /// The repository, redacted.
+        url: String,
+        /// The branch asked for.
+        branch: String,
+    },
+    /// Files cru would change have changes of the user's own.
+    #[error(
+        "commit refused in {url}: cru commits only its own changes, and these files it would \
+         change have uncommitted changes of yours: {} (commit or stash them first); no file \
+         was updated",
+        .files.join(", ")
+    )]
+    Uncommitted {
+        /// The repository.
+        url: String,
+        /// The files, relative to the repository root.
+        files: Vec<String>,
+    },
+    /// The branch kept moving.
+    #[error(
+        "push failed for {url} (branch {branch}): the branch kept moving, \
+         gave up after {attempts} attempts"
+    )]
+    KeptMoving {
+        /// The repository, redacted.
+        url: String,
+        /// The branch.
+        branch: String,
+        /// How many times the update was applied.
+        attempts: u32,
+    },
+    /// A changed path is not inside the working tree.
+    #[error("{url}: {path} is outside the repository")]
+    Outside {
+        /// The repository, redacted.
+        url: String,
+        /// The path.
+        path: String,
+    },
+    /// Updating the files failed.
+    #[error("updating files in {url}{}", branch_suffix(.branch))]
+    Change {
+        /// The repository, redacted.
+        url: String,
+        /// The branch, when known.
+        branch: Option<String>,
+        /// Why.
+        #[source]
+        source: ChangeError,
+    },
+}
+
+fn branch_suffix(branch: &Option<String>) -> String {
+    branch
+        .as_ref()
+        .map(|b| format!(" (branch {b})"))
+        .unwrap_or_default()
+}
+
+/// How to commit: `--commit`, `--username`, `--email`, `--push`.
+#[derive(Debug, Clone, Default)]
+pub struct CommitSpec {
+    /// The commit message.
+    pub message: String,
+    /// Author and committer name; else `user.name` from git config, else `cru`.
+    pub name: Option<String>,
+    /// Author and committer email; else `user.email` from git config, else `cru@localhost`.
+    pub email: Option<String>,
+    /// Push a local repository's branch to its upstream (remote clones are always pushed).
+    pub push: bool,
+}
+
+/// What an update in a repository did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No file changed: nothing was committed or pushed.
+    NoChange,
+    /// A dry run: this many files would have been committed.
+    DryRun(usize),
+    /// Files changed but no commit was asked for.
+    NotCommitted(usize),
+    /// Committed (and maybe pushed).
+    Committed {
+        /// The new commit.
+        id: String,
+        /// Whether it was pushed.
+        pushed: bool,
+        /// How many times the update was applied.
+        attempts: u32,
+    },
+}
+
+/// A working tree to update: a local repository or a temporary clone (removed on drop).
+pub struct Checkout {
+    repo: Repository,
+    /// What the user typed, with secrets: used to connect, never shown.
+    url: String,
+    shown: String,
+    branch: Option<String>,
+    remote: bool,
+    // Declared last so the repository is closed before its directory is removed.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl fmt::Debug for Checkout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkout")
+            .field("url", &self.shown)
+            .field("branch", &self.branch)
+            .field("workdir", &self.workdir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkout {
+    /// Opens `--repository`: a local working tree in place, a URL cloned with `branch` checked
+    /// out (default: the remote's default branch).
+    pub fn new(repository: &str, branch: Option<&str>) -> Result<Checkout, GitError> {
+        match Location::parse(repository) {
+            // A bare repository on disk has no working tree to update: clone it like a URL.
+            Location::Path(path) if Repository::open_bare(&path).is_ok() => {
+                Checkout::clone(repository, branch)
+            }
+            Location::Path(path) => Checkout::open(&path, branch),
+            Location::Remote(url) => Checkout::clone(&url, branch),
+        }
+    }
+
+    /// Opens the repository at or above `path`; `branch`, if given, must be checked out.
+    pub fn open(path: &Path, branch: Option<&str>) -> Result<Checkout, GitError> {
+        let shown = path.display().to_string();
+        let fail = |message: String| GitError::Step {
+            step: Step::Open,
+            url: shown.clone(),
+            branch: branch.map(str::to_string),
+            message,
+        };
+        let repo = Repository::discover(path).map_err(|e| fail(e.message().to_string()))?;
+        if repo.is_bare() {
+            return Err(fail("a bare repository has no files to update".into()));
+        }
+        let current = repo
+            .head()
+            .ok()
+            .and_then(|h| h.shorthand().ok().map(str::to_string));
+        if let Some(wanted) = branch {
+            if current.as_deref() != Some(wanted) {
+                return Err(GitError::Step {
+                    step: Step::Checkout,
+                    url: shown,
+                    branch: Some(wanted.to_string()),
+                    message: format!(
+                        "the working tree is on {}; cru does not switch branches in a working \
+                         tree (check it out yourself, or give a URL to clone)",
+                        current.as_deref().unwrap_or("no branch")
+                    ),
+                });
+            }
+        }
+        tracing::debug!("opened repository {shown}");
+        Ok(Checkout {
+            repo,
+            url: path.display().to_string(),
+            shown,
+            branch: current,
+            remote: false,
+            _temp: None,
+        })
+    }
+
+    /// Clones `url` into a temporary directory and checks out `branch`.
+    pub fn clone(url: &str, branch: Option<&str>) -> Result<Checkout, GitError> {
+        let shown = redact_url(url);
+        let fail = |step: Step, message: &str| GitError::Step {
+            step,
+            url: shown.clone(),
+            branch: branch.map(str::to_string),
+            message: url::scrub(message, url),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix("cru-clone-")
+            .tempdir()
+            .map_err(|e| fail(Step::Clone, &format!("creating a temporary directory: {e}")))?;
+        let creds = RefCell::new(auth::Credentials::new(
+            url,
+            git2::Config::open_default().ok(),
+        ));
+        let cloned = RepoBuilder::new()
+            .fetch_options(fetch_options(url, &creds))
+            .clone(url, &temp.path().join("repo"));
+        let repo = cloned.map_err(|e| fail(Step::Clone, &auth_hint(&e, &creds)))?;
+        tracing::info!("cloned {shown}");
+
+        let branch = match branch {
+            Some(wanted) => {
+                let remote_ref = format!("refs/remotes/origin/{wanted}");
+                let tip = match repo.refname_to_id(&remote_ref) {
+                    Ok(id) => id,
+                    Err(_) => {
+                        return Err(GitError::NoSuchBranch {
+                            url: shown,
+                            branch: wanted.to_string(),
+                        })
+                    }
+                };
+                let checkout = || -> Result<(), git2::Error> {
+                    let commit = repo.find_commit(tip)?;
+                    let local = format!("refs/heads/{wanted}");
+                    if repo.find_branch(wanted, BranchType::Local).is_err() {
+                        repo.branch(wanted, &commit, false)?;
+                    }
+                    repo.set_head(&local)?;
+                    repo.reset(commit.as_object(), ResetType::Hard, None)
+                };
+                checkout().map_err(|e| fail(Step::Checkout, e.message()))?;
+                wanted.to_string()
+            }
+            None => {
+                let head = repo.head().map_err(|e| {
+                    fail(
+                        Step::Checkout,
+                        &format!("the remote has no default branch ({})", e.message()),
+                    )
+                })?;
+                head.shorthand().unwrap_or("HEAD").to_string()
+            }
+        };
+        tracing::debug!("checked out branch {branch} of {shown}");
+        Ok(Checkout {
+            repo,
+            url: url.to_string(),
+            shown,
+            branch: Some(branch),
+            remote: true,
+            _temp: Some(temp),
+        })
+    }
+
+    /// The root of the working tree, where the files to update are.
+    pub fn workdir(&self) -> &Path {
+        self.repo.workdir().expect("bare repositories are refused")
+    }
+
+    /// The branch checked out, if any.
+    pub fn branch(&self) -> Option<&str> {
+        self.branch.as_deref()
+    }
+
+    /// Whether `path` (relative to the working tree root, or absolute) leads out of the
+    /// working tree, through `..` or a symbolic link. Paths that do not exist are inside.
+    pub fn is_outside(&self, path: &Path) -> bool {
+        let root = self.workdir();
+        let (Ok(root), Ok(full)) = (root.canonicalize(), root.join(path).canonicalize()) else {
+            return false;
+        };
+        !full.starts_with(root)
+    }
+
+    /// The repository as it may be shown (password redacted).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Runs `change` on the working tree and, with `commit`, commits the files it changed and
+    /// pushes them. `change(workdir, dry_run)` returns the paths it changed (or would change),
+    /// relative to the working tree root. When the push finds the branch moved, the clone is
+    /// reset to the new tip and `change` runs again.
+    pub fn update<F>(
+        &self,
+        commit: Option<&CommitSpec>,
+        dry_run: bool,
+        mut change: F,
+    ) -> Result<Outcome, GitError>
+    where
+        F: FnMut(&Path, bool) -> Result<Vec<PathBuf>, ChangeError>,
+    {
+        let mut attempt = 1;
+        loop {
+            let base = self.repo.head().ok().and_then(|h| h.target());
+            if commit.is_some() && !dry_run && !self.remote {
+                self.refuse_own_changes(&mut change)?;
+            }
+            let changed = self.run_change(&mut change, dry_run)?;
+            if changed.is_empty() {
+                return Ok(Outcome::NoChange);
+            }
+            let Some(spec) = commit else {
+                if self.remote && !dry_run {
+                    tracing::warn!(
+                        "no --commit given: the changes to the clone of {} are discarded",
+                        self.shown
+                    );
+                }
+                return Ok(if dry_run {
+                    Outcome::DryRun(changed.len())
+                } else {
+                    Outcome::NotCommitted(changed.len())
+                });
+            };
+            let push = self.remote || spec.push;
+            if dry_run {
+                tracing::info!(
+                    "dry run: would commit {} files to {}{}{}",
+                    changed.len(),
+                    self.shown,
+                    branch_suffix(&self.branch),
+                    if push { " and push" } else { "" }
+                );
+                return Ok(Outcome::DryRun(changed.len()));
+            }
+            let id = self.commit(&changed, spec)?;
+            tracing::info!(
+                "committed {} files as {:.7} on {}{}",
+                changed.len(),
+                id,
+                self.shown,
+                branch_suffix(&self.branch)
+            );
+            if !push {
+                return Ok(Outcome::Committed {
+                    id: id.to_string(),
+                    pushed: false,
+                    attempts: attempt,
+                });
+            }
+            match self.push(id, base) {
+                Ok(()) => {
+                    tracing::info!(
+                        "pushed {:.7} to {}{}",
+                        id,
+                        self.shown,
+                        branch_suffix(&self.branch)
+                    );
+                    return Ok(Outcome::Committed {
+                        id: id.to_string(),
+                        pushed: true,
+                        attempts: attempt,
+                    });
+                }
+                Err(Rejection::Moved) if attempt < PUSH_ATTEMPTS => {
+                    tracing::info!(
+                        "{}{} has new commits; updating again from the new tip (attempt {} of {})",
+                        self.shown,
+                        branch_suffix(&self.branch),
+                        attempt + 1,
+                        PUSH_ATTEMPTS
+                    );
+                    backoff(attempt);
+                    attempt += 1;
+                }
+                Err(Rejection::Moved) => {
+                    return Err(GitError::KeptMoving {
+                        url: self.shown.clone(),
+                        branch: self.branch.clone().unwrap_or_default(),
+                        attempts: attempt,
+                    })
+                }
+                Err(Rejection::Failed(err)) => return Err(err),
+            }
+        }
+    }
+
+    fn run_change<F>(&self, change: &mut F, dry_run: bool) -> Result<Vec<PathBuf>, GitError>
+    where
+        F: FnMut(&Path, bool) -> Result<Vec<PathBuf>, ChangeError>,
+    {
+        let workdir = self.workdir().to_path_buf();
+        let paths = change(&workdir, dry_run).map_err(|source| GitError::Change {
+            url: self.shown.clone(),
+            branch: self.branch.clone(),
+            source,
+        })?;
+        let mut relative = BTreeSet::new();
+        for path in paths {
+            relative.insert(self.relative(&workdir, &path)?);
+        }
+        Ok(relative.into_iter().collect())
+    }
+
+    fn relative(&self, workdir: &Path, path: &Path) -> Result<PathBuf, GitError> {
+        let outside = || GitError::Outside {
+            url: self.shown.clone(),
+            path: path.display().to_string(),
+        };
+        let rel = if path.is_absolute() {
+            let canonical = workdir.canonicalize().unwrap_or_else(|_| workdir.into());
+            path.strip_prefix(workdir)
+                .or_else(|_| path.strip_prefix(&canonical))
+                .map_err(|_| outside())?
+        } else {
+            path
+        };
+        let mut clean = PathBuf::new();
+        for part in rel.components() {
+            match part {
+                Component::CurDir => {}
+                Component::Normal(p) => clean.push(p),
+                _ => return Err(outside()),
+            }
+        }
+        Ok(clean)
+    }
+
+    /// Fails, before anything is written, when a file the update would change has changes of
+    /// the user's own (staged, unstaged or untracked): committing it would commit those too.
+    fn refuse_own_changes<F>(&self, change: &mut F) -> Result<(), GitError>
+    where
+        F: FnMut(&Path, bool) -> Result<Vec<PathBuf>, ChangeError>,
+    {
+        let mut options = git2::StatusOptions::new();
+        options.include_untracked(true).recurse_untracked_dirs(true);
+        let statuses = self
+            .repo
+            .statuses(Some(&mut options))
+            .map_err(|e| self.step_error(Step::Commit, e.message()))?;
+        let dirty: BTreeSet<PathBuf> = statuses
+            .iter()
+            .filter(|s| !s.status().is_ignored())
+            .filter_map(|s| s.path().ok().map(PathBuf::from))
+            .collect();
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        // Only now is a preview worth its cost: which files would the update touch?
+        let would = self.run_change(change, true)?;
+        let files: Vec<String> = would
+            .iter()
+            .filter(|p| dirty.contains(*p))
+            .map(|p| p.display().to_string())
+            .collect();
+        if files.is_empty() {
+            Ok(())
+        } else {
+            Err(GitError::Uncommitted {
+                url: self.shown.clone(),
+                files,
+            })
+        }
+    }
+
+    /// Commits exactly `paths` on top of HEAD: the new tree is HEAD's with only those blobs
+    /// replaced, and only their index entries are updated, so whatever else the user staged
+    /// stays staged and out of the commit.
+    fn commit(&self, paths: &[PathBuf], spec: &CommitSpec) -> Result<Oid, GitError> {
+        let repo = &self.repo;
+        let run = || -> Result<Oid, git2::Error> {
+            let head = repo.head()?.peel_to_commit()?;
+            let mut index = repo.index()?;
+            let mut tree = git2::build::TreeUpdateBuilder::new();
+            for path in paths {
+                index.add_path(path)?;
+                let entry = index.get_path(path, 0).ok_or_else(|| {
+                    git2::Error::from_str(&format!("{} is not in the index", path.display()))
+                })?;
+                let mode = match entry.mode {
+                    0o100755 => git2::FileMode::BlobExecutable,
+                    0o120000 => git2::FileMode::Link,
+                    _ => git2::FileMode::Blob,
+                };
+                tree.upsert(path, entry.id, mode);
+            }
+            let tree_id = tree.create_updated(repo, &head.tree()?)?;
+            let tree = repo.find_tree(tree_id)?;
+            let signature = signature(repo, spec)?;
+            let id = repo.commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                &spec.message,
+                &tree,
+                &[&head],
+            )?;
+            smudge_modified(repo, &mut index)?;
+            index.write()?;
+            Ok(id)
+        };
+        run().map_err(|e| self.step_error(Step::Commit, e.message()))
+    }
+
+    fn step_error(&self, step: Step, message: &str) -> GitError {
+        GitError::Step {
+            step,
+            url: self.shown.clone(),
+            branch: self.branch.clone(),
+            message: url::scrub(message, &self.url),
+        }
+    }
+
+    /// Pushes `id` to the branch's remote. A refusal is [`Rejection::Moved`] when the remote
+    /// branch is no longer `base` (the clone is then reset to its new tip), else an error with
+    /// the server's message.
+    fn push(&self, id: Oid, base: Option<Oid>) -> Result<(), Rejection> {
+        let branch = self
+            .branch
+            .clone()
+            .ok_or_else(|| self.step_error(Step::Push, "HEAD is not on a branch"))?;
+        let (url, dst) = if self.remote {
+            (self.url.clone(), format!("refs/heads/{branch}"))
+        } else {
+            self.upstream(&branch)?
+        };
+        let result = match url::file_url_path(&url).or_else(|| match Location::parse(&url) {
+            Location::Path(p) => Some(p),
+            Location::Remote(_) => None,
+        }) {
+            Some(dir) => push_local(&self.repo, &dir, id, &dst),
+            None => push_network(&self.repo, &url, &format!("{id}:{dst}")),
+        };
+        let shown = redact_url(&url);
+        let fail = |message: String| {
+            Rejection::Failed(GitError::Step {
+                step: Step::Push,
+                url: shown.clone(),
+                branch: Some(branch.clone()),
+                message: url::scrub(&message, &url),
+            })
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(Pushed::Refused(message)) | Err(Pushed::NotFastForward(message)) => {
+                if !self.remote {
+                    return Err(fail(format!(
+                        "{message} (cru does not pull into your working tree: pull, then run \
+                         cru again)"
+                    )));
+                }
+                let tip = self.fetch_reset(&branch).map_err(Rejection::Failed)?;
+                // A lock held by another writer is a move that may not be visible yet.
+                if Some(tip) != base || transport::is_lock_message(&message) {
+                    Err(Rejection::Moved)
+                } else {
+                    Err(fail(message))
+                }
+            }
+            Err(Pushed::Error(message)) => Err(fail(message)),
+        }
+    }
+
+    /// The remote URL and reference a local branch pushes to.
+    fn upstream(&self, branch: &str) -> Result<(String, String), GitError> {
+        let local = format!("refs/heads/{branch}");
+        let find = || -> Result<(String, String), git2::Error> {
+            let remote = self.repo.branch_upstream_remote(&local)?;
+            let remote = self.repo.find_remote(remote.as_str()?)?;
+            let merge = self.repo.branch_upstream_merge(&local)?;
+            let url = match remote.pushurl()? {
+                Some(url) => url.to_string(),
+                None => remote.url()?.to_string(),
+            };
+            Ok((url, merge.as_str()?.to_string()))
+        };
+        find().map_err(|e| {
+            self.step_error(
+                Step::Push,
+                &format!(
+                    "branch {branch} has no upstream to push to ({}); set one with \
+                     `git push -u REMOTE {branch}`",
+                    e.message()
+                ),
+            )
+        })
+    }
+
+    /// Fetches the branch's new tip and resets the clone to it; returns the tip.
+    fn fetch_reset(&self, branch: &str) -> Result<Oid, GitError> {
+        let creds = RefCell::new(auth::Credentials::new(&self.url, self.repo.config().ok()));
+        let run = || -> Result<Oid, git2::Error> {
+            let mut remote = self.repo.find_remote("origin")?;
+            let mut options = fetch_options(&self.url, &creds);
+            let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
+            remote.fetch(&[refspec], Some(&mut options), None)?;
+            let tip = self
+                .repo
+                .refname_to_id(&format!("refs/remotes/origin/{branch}"))?;
+            let object = self.repo.find_object(tip, None)?;
+            self.repo.reset(&object, ResetType::Hard, None)?;
+            Ok(tip)
+        };
+        run().map_err(|e| self.step_error(Step::Fetch, &auth_hint(&e, &creds)))
+    }
+}
+
+/// Why a push did not land, as [`Checkout::update`] needs to know it.
+enum Rejection {
+    /// The branch moved: update again from the new tip.
+    Moved,
+    /// Anything else.
+    Failed(GitError),
+}
+
+impl From<GitError> for Rejection {
+    fn from(err: GitError) -> Rejection {
+        Rejection::Failed(err)
+    }
+}
+
+/// Marks every index entry whose file differs from it as needing a re-read (size 0, as git
+/// does), before the index is written back. Rewriting the index gives it a new mtime, which
+/// hides the user's same-size changes made in the second of the old index from git's racy
+/// check: git would then call those files clean.
+fn smudge_modified(repo: &Repository, index: &mut git2::Index) -> Result<(), git2::Error> {
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(false)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let changed: Vec<PathBuf> = repo
+        .statuses(Some(&mut options))?
+        .iter()
+        .filter(|s| {
+            s.status()
+                .intersects(git2::Status::WT_MODIFIED | git2::Status::WT_TYPECHANGE)
+        })
+        .filter_map(|s| s.path().ok().map(PathBuf::from))
+        .collect();
+    for path in changed {
+        if let Some(mut entry) = index.get_path(&path, 0) {
+            entry.file_size = 0;
+            index.add(&entry)?;
+        }
+    }
+    Ok(())
+}
+
+fn signature(repo: &Repository, spec: &CommitSpec) -> Result<Signature<'static>, git2::Error> {
+    let config = repo.config().ok();
+    let from_config = |key: &str| {
+        config
+            .as_ref()
+            .and_then(|c| c.get_string(key).ok())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let name = spec
+        .name
+        .clone()
+        .or_else(|| from_config("user.name"))
+        .unwrap_or_else(|| "cru".to_string());
+    let email = spec
+        .email
+        .clone()
+        .or_else(|| from_config("user.email"))
+        .unwrap_or_else(|| "cru@localhost".to_string());
+    Signature::now(&name, &email)
+}
+
+/// Waits a little, longer with each attempt and differently in each process, so that racing
+/// writers do not collide again in lockstep.
+fn backoff(attempt: u32) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 200;
+    std::thread::sleep(Duration::from_millis(
+        u64::from(attempt) * 50 + u64::from(jitter),
+    ));
+}
