@@ -163,30 +163,44 @@ fn run_list(args: ListArgs, out: &mut dyn Write) -> Result<Status, Error> {
 
 fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
     let (roots, scanner) = roots_and_scanner(&args.scan)?;
-    let selection = if args.all {
-        Selection::All
-    } else {
-        Selection::References(args.image_reference)
-    };
     let options = UpdateOptions {
-        rules: Rules::new(selection, args.matching_tag)?,
+        rules: update_rules(&args)?,
         dry_run: args.dry_run || args.check,
     };
-    let lookups = Lookups {
-        digest: args.resolve_digest,
-        tag: args.resolve_tag,
-    };
-    let summary = if lookups.digest || lookups.tag {
-        let resolver = RegistryResolve::new(resolver(&args.registry)?, lookups);
-        update::run(&roots, &scanner, &options, &resolver, out)?
-    } else {
-        update::run(&roots, &scanner, &options, &Offline, out)?
+    let summary = match registry_resolve(&args)? {
+        Some(resolver) => update::run(&roots, &scanner, &options, &resolver, out)?,
+        None => update::run(&roots, &scanner, &options, &Offline, out)?,
     };
     Ok(if args.check && !summary.files.is_empty() {
         Status::Findings
     } else {
         Status::Success
     })
+}
+
+/// The update rules the command line asks for.
+fn update_rules(args: &UpdateArgs) -> Result<Rules, Error> {
+    let selection = if args.all {
+        Selection::All
+    } else {
+        Selection::References(args.image_reference.clone())
+    };
+    Ok(Rules::new(selection, args.matching_tag)?)
+}
+
+/// The registry resolver, when `--resolve-digest` or `--resolve-tag` asks for lookups.
+fn registry_resolve(args: &UpdateArgs) -> Result<Option<RegistryResolve>, Error> {
+    let lookups = Lookups {
+        digest: args.resolve_digest,
+        tag: args.resolve_tag,
+    };
+    if !(lookups.digest || lookups.tag) {
+        return Ok(None);
+    }
+    Ok(Some(RegistryResolve::new(
+        resolver(&args.registry)?,
+        lookups,
+    )))
 }
 
 fn resolver(args: &RegistryArgs) -> Result<Resolver, Error> {
@@ -337,23 +351,10 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
     let _in = InDir::enter(&checkout)?;
     paths_inside(&checkout, &args.scan)?;
     let (roots, scanner) = roots_and_scanner(&args.scan)?;
-    let selection = if args.all {
-        Selection::All
-    } else {
-        Selection::References(args.image_reference.clone())
-    };
-    let rules = Rules::new(selection, args.matching_tag)?;
-    let lookups = Lookups {
-        digest: args.resolve_digest,
-        tag: args.resolve_tag,
-    };
+    let rules = update_rules(&args)?;
     // Built once: a retry after someone else pushed asks the registries (and their caches)
     // again through the same client.
-    let registry = if lookups.digest || lookups.tag {
-        Some(RegistryResolve::new(resolver(&args.registry)?, lookups))
-    } else {
-        None
-    };
+    let registry = registry_resolve(&args)?;
     let resolve: &dyn update::Resolve = match &registry {
         Some(r) => r,
         None => &Offline,
