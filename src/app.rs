@@ -9,7 +9,8 @@ use clap::CommandFactory;
 
 use crate::check::{self, Policy};
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, RegistryArgs, ScanArgs, UpdateArgs,
+    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, RegistryArgs, ScanArgs, ServeArgs,
+    UpdateArgs,
 };
 use crate::git::{self, Checkout, CommitSpec};
 use crate::inventory::Inventory;
@@ -19,6 +20,7 @@ use crate::reference::Reference;
 use crate::registry::{Resolver, ResolverOptions, SetupError};
 use crate::resolve::{Lookups, RegistryResolve};
 use crate::scan::{ScanOptions, Scanner};
+use crate::serve::{self, ServeError, ServeOptions};
 use crate::update::{self, Offline, UpdateError, UpdateOptions};
 
 /// How a run ended, mapped to the process exit code (documented in the README).
@@ -58,6 +60,12 @@ pub enum Error {
     /// Cloning, committing or pushing failed.
     #[error(transparent)]
     Git(#[from] git::GitError),
+    /// `cru serve` could not start or stopped with an error.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    /// An option's value is unusable (a token file, a pattern).
+    #[error("{0}")]
+    Invalid(String),
     /// A PATH leads out of the repository given with `--repository`.
     #[error("{}: outside the repository {repository}", .path.display())]
     OutsideRepository {
@@ -72,14 +80,17 @@ impl Error {
     /// The exit status for this error.
     pub fn status(&self) -> Status {
         match self {
-            Error::NoSuchPath(_) | Error::Conflict(_) | Error::OutsideRepository { .. } => {
-                Status::Usage
-            }
+            Error::NoSuchPath(_)
+            | Error::Conflict(_)
+            | Error::OutsideRepository { .. }
+            | Error::Invalid(_)
+            | Error::Serve(ServeError::OutsideRepository { .. }) => Status::Usage,
             Error::Registry(SetupError::Config(_) | SetupError::Auth(_)) => Status::Usage,
             Error::Registry(_)
             | Error::Lookups(_)
             | Error::Update(_)
             | Error::Output(_)
+            | Error::Serve(_)
             | Error::Git(_) => Status::Failure,
         }
     }
@@ -100,6 +111,7 @@ pub fn verbose(cli: &Cli) -> bool {
         Command::List(a) => a.scan.verbose,
         Command::Update(a) => a.scan.verbose,
         Command::Check(a) => a.scan.verbose,
+        Command::Serve(a) => a.scan.verbose,
         Command::Completions(_) | Command::Man => false,
     }
 }
@@ -118,6 +130,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
             clap_complete::generate(args.shell, &mut Cli::command(), "cru", out);
             Ok(Status::Success)
         }
+        Command::Serve(args) => run_serve(args),
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(out)?;
             Ok(Status::Success)
@@ -204,12 +217,16 @@ fn registry_resolve(args: &UpdateArgs) -> Result<Option<RegistryResolve>, Error>
 }
 
 fn resolver(args: &RegistryArgs) -> Result<Resolver, Error> {
-    Ok(Resolver::new(ResolverOptions {
+    Ok(Resolver::new(resolver_options(args))?)
+}
+
+fn resolver_options(args: &RegistryArgs) -> ResolverOptions {
+    ResolverOptions {
         registries_conf: args.registries_conf.clone(),
         platform: args.platform.clone(),
         jobs: usize::from(args.jobs),
         ..ResolverOptions::default()
-    })?)
+    }
 }
 
 /// Asks the registries what the tags of pinned references point at now.
@@ -396,4 +413,70 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         git::Outcome::DryRun(_) if args.check => Status::Findings,
         _ => Status::Success,
     })
+}
+
+// --- `cru serve` (see src/serve) ---
+
+/// The environment variable holding `cru serve`'s token when `--token-file` is not given.
+pub const TOKEN_VARIABLE: &str = "CRU_SERVE_TOKEN";
+
+fn run_serve(args: ServeArgs) -> Result<Status, Error> {
+    non_interactive();
+    let token = serve_token(&args)?;
+    let allow =
+        serve::api::allow_list(&args.allow).map_err(|e| Error::Invalid(format!("--allow: {e}")))?;
+    let scanner = Scanner::new(ScanOptions {
+        unqualified: !args.scan.qualified_only,
+    });
+    let registry = resolver_options(&args.registry);
+    // Fail at start, not on the first request, when the registry settings are unusable.
+    Resolver::new(registry.clone())?;
+    serve::run(ServeOptions {
+        listen: std::net::SocketAddr::new(args.listen, args.port),
+        repository: args.repository,
+        branch: args.branch,
+        token,
+        allow,
+        max_body: args.max_body,
+        worker: serve::worker::Settings {
+            dry_run: args.dry_run,
+            paths: args.scan.paths,
+            scanner,
+            registry,
+            name: args.username,
+            email: args.email,
+        },
+    })?;
+    Ok(Status::Success)
+}
+
+/// The token from `--token-file`, else `$CRU_SERVE_TOKEN`; none is an error unless
+/// `--insecure-no-auth` says so.
+fn serve_token(args: &ServeArgs) -> Result<Option<String>, Error> {
+    let token = match &args.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Invalid(format!("--token-file {}: {e}", path.display())))?;
+            let token = text.trim().to_string();
+            if token.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "--token-file {}: the file is empty",
+                    path.display()
+                )));
+            }
+            Some(token)
+        }
+        None => std::env::var(TOKEN_VARIABLE)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+    };
+    if token.is_none() && !args.insecure_no_auth {
+        return Err(Error::Invalid(format!(
+            "cru serve needs a token that clients send as `Authorization: Bearer <token>`: give \
+             --token-file FILE or set ${TOKEN_VARIABLE} (or, behind a proxy that \
+             authenticates, --insecure-no-auth)"
+        )));
+    }
+    Ok(token)
 }

@@ -30,6 +30,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), generated from these definitions.
     Man,
+    /// Serve updates of a git repository over HTTP (POST / with the references to set).
+    Serve(ServeArgs),
 }
 
 /// Options shared by every subcommand that scans files.
@@ -218,6 +220,64 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: CheckFormat,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub scan: ScanArgs,
+}
+
+/// `cru serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Answer requests without changing the repository: report the files that would change.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub listen: std::net::IpAddr,
+
+    /// The git repository to update: a URL (or a path) that is cloned once at start.
+    #[arg(long, value_name = "URL", required = true)]
+    pub repository: String,
+
+    /// The branch to update [default: the remote's default branch]
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+
+    /// Author and committer name [default: git config user.name, else cru]
+    #[arg(long, value_name = "NAME")]
+    pub username: Option<String>,
+
+    /// Author and committer email [default: git config user.email, else cru@localhost]
+    #[arg(long, value_name = "EMAIL")]
+    pub email: Option<String>,
+
+    /// A file holding the bearer token clients must send [default: $CRU_SERVE_TOKEN]
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Serve without authentication (only behind something that authenticates for you).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+
+    /// Only accept references whose repository (normalised, e.g.
+    /// `docker.io/library/nginx`) matches one of these regular expressions in full
+    /// (repeatable); others are refused with 403.
+    #[arg(long, value_name = "REGEX")]
+    pub allow: Vec<String>,
+
+    /// The largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+    pub max_body: usize,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: RegistryArgs,
 
     #[command(flatten)]
     #[allow(missing_docs)]

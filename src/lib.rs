@@ -20,6 +20,7 @@ pub mod registry;
 pub mod resolve;
 pub mod rewrite;
 pub mod scan;
+pub mod serve;
 pub mod tags;
 pub mod update;
 pub mod walk;

@@ -30,6 +30,14 @@ pub struct RegistryResolve {
 pub struct LookupsFailed {
     failed: usize,
     total: usize,
+    messages: Vec<String>,
+}
+
+impl LookupsFailed {
+    /// Each failure's message, in the order of the targets.
+    pub fn messages(&self) -> &[String] {
+        &self.messages
+    }
 }
 
 impl RegistryResolve {
@@ -85,6 +93,7 @@ impl Resolve for RegistryResolve {
             return Err(Box::new(LookupsFailed {
                 failed: failures.len(),
                 total: wanted.len(),
+                messages: failures.iter().map(ToString::to_string).collect(),
             }));
         }
         let mut resolved = resolved.into_iter();

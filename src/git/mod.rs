@@ -643,6 +643,56 @@ impl Checkout {
         })
     }
 
+    /// Brings a clone back to its remote branch: fetches the tip, resets the working tree hard
+    /// to it and removes files git does not track. `cru serve` calls this before each request
+    /// and after a failed one, so one working clone serves every request. When the fetch
+    /// fails, the clone is still reset to the last tip it knew, and the error returned.
+    pub fn refresh(&self) -> Result<String, GitError> {
+        let branch = self
+            .branch
+            .clone()
+            .ok_or_else(|| self.step_error(Step::Fetch, "HEAD is not on a branch"))?;
+        if !self.remote {
+            return Err(self.step_error(
+                Step::Fetch,
+                "only a clone is refreshed: cru never resets a working tree of yours",
+            ));
+        }
+        let fetched = self.fetch_reset(&branch);
+        if fetched.is_err() {
+            let known = format!("refs/remotes/origin/{branch}");
+            let reset = || -> Result<(), git2::Error> {
+                let tip = self.repo.refname_to_id(&known)?;
+                let object = self.repo.find_object(tip, None)?;
+                self.repo.reset(&object, ResetType::Hard, None)
+            };
+            if let Err(e) = reset() {
+                tracing::warn!("resetting {} to {known}: {}", self.shown, e.message());
+            }
+        }
+        self.remove_untracked()?;
+        fetched.map(|tip| tip.to_string())
+    }
+
+    /// Deletes the files in the working tree that git does not track.
+    fn remove_untracked(&self) -> Result<(), GitError> {
+        let mut options = git2::StatusOptions::new();
+        options.include_untracked(true).recurse_untracked_dirs(true);
+        let statuses = self
+            .repo
+            .statuses(Some(&mut options))
+            .map_err(|e| self.step_error(Step::Checkout, e.message()))?;
+        let workdir = self.workdir();
+        for entry in statuses.iter() {
+            if entry.status().contains(git2::Status::WT_NEW) {
+                if let Ok(path) = entry.path() {
+                    let _ = std::fs::remove_file(workdir.join(path));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Fetches the branch's new tip and resets the clone to it; returns the tip.
     fn fetch_reset(&self, branch: &str) -> Result<Oid, GitError> {
         let creds = RefCell::new(auth::Credentials::new(&self.url, self.repo.config().ok()));
@@ -736,4 +786,38 @@ fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_millis(
         u64::from(attempt) * 50 + u64::from(jitter),
     ));
+}
+
+/// Whether the repository at `url` answers and has `branch`: lists its references without
+/// fetching anything, with the same credentials as a clone. For health checks.
+pub fn probe(url: &str, branch: &str) -> Result<(), GitError> {
+    let shown = redact_url(url);
+    let creds = RefCell::new(auth::Credentials::new(
+        url,
+        git2::Config::open_default().ok(),
+    ));
+    let run = || -> Result<bool, git2::Error> {
+        let mut remote = git2::Remote::create_detached(url)?;
+        let connection = remote.connect_auth(
+            git2::Direction::Fetch,
+            Some(transport::callbacks(&creds)),
+            None,
+        )?;
+        let wanted = format!("refs/heads/{branch}");
+        let found = connection.list()?.iter().any(|head| head.name() == wanted);
+        Ok(found)
+    };
+    match run() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(GitError::NoSuchBranch {
+            url: shown,
+            branch: branch.to_string(),
+        }),
+        Err(e) => Err(GitError::Step {
+            step: Step::Fetch,
+            message: url::scrub(&auth_hint(&e, &creds), url),
+            url: shown,
+            branch: Some(branch.to_string()),
+        }),
+    }
 }

@@ -25,7 +25,7 @@ fn shallow(url: &str) -> bool {
     url::file_url_path(url).is_none() && matches!(Location::parse(url), Location::Remote(_))
 }
 
-fn callbacks<'a>(creds: &'a RefCell<auth::Credentials>) -> RemoteCallbacks<'a> {
+pub(super) fn callbacks<'a>(creds: &'a RefCell<auth::Credentials>) -> RemoteCallbacks<'a> {
     let mut callbacks = RemoteCallbacks::new();
     callbacks.credentials(move |_url, user, allowed| creds.borrow_mut().next(user, allowed));
     callbacks

@@ -1,0 +1,229 @@
+//! The HTTP API of `cru serve`, as data: the request body the Go tool's clients send, the
+//! answer, and the checks that turn a body into an update job or into a 4xx with a message.
+//! Pure: no sockets, no git, no registries; the server and the worker live beside it.
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Rules, Selection};
+use crate::reference::Reference;
+
+/// `POST /`: the Go tool's request, plus `resolve-digest`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UpdateRequest {
+    /// The references to set: every reference in the files with the same repository becomes
+    /// this one's tag and digest.
+    pub image_references: Vec<String>,
+    /// The message of the commit.
+    pub commit_message: String,
+    /// Only update references whose tag equals the new reference's tag.
+    #[serde(default)]
+    pub matching_tag: bool,
+    /// Pin the references to the digest their tag points at now.
+    #[serde(default)]
+    pub resolve_digest: bool,
+}
+
+/// The answer to `POST /`: `files` and `commit-sha` are left out when nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UpdateResponse {
+    /// The repository, with any password redacted.
+    pub git_url: String,
+    /// The files changed (or that would change, with `--dry-run`), relative to the
+    /// repository's root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// The commit pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_sha: Option<String>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for a human.
+    pub error: String,
+}
+
+/// A checked request: what the worker runs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The references asked for, as given.
+    pub references: Vec<Reference>,
+    /// What to update and to what.
+    pub rules: Rules,
+    /// The commit message.
+    pub message: String,
+    /// Whether to pin digests with the registries.
+    pub resolve_digest: bool,
+}
+
+/// Why a request is refused before any work is done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The body is not a valid request (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A reference's repository is not on the allow-list (403).
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+/// Parses and checks a request body against the allow-list (empty: everything allowed).
+pub fn job(body: &[u8], allow: &[Regex]) -> Result<Job, Refusal> {
+    let request: UpdateRequest = serde_json::from_slice(body)
+        .map_err(|e| Refusal::BadRequest(format!("invalid request body: {e}")))?;
+    if request.commit_message.trim().is_empty() {
+        return Err(Refusal::BadRequest("commit-message is empty".into()));
+    }
+    if request.image_references.is_empty() {
+        return Err(Refusal::BadRequest("image-references is empty".into()));
+    }
+    let mut references = Vec::with_capacity(request.image_references.len());
+    for text in &request.image_references {
+        let reference = Reference::parse(text.trim()).map_err(|e| {
+            Refusal::BadRequest(format!(
+                "image-references: {:?} is not a reference: {e}",
+                text
+            ))
+        })?;
+        references.push(reference);
+    }
+    if !allow.is_empty() {
+        let refused: Vec<String> = references
+            .iter()
+            .map(Reference::normalized_name)
+            .filter(|name| !allow.iter().any(|re| re.is_match(name)))
+            .collect();
+        if !refused.is_empty() {
+            return Err(Refusal::Forbidden(format!(
+                "not allowed to update {}: the repositories this service updates are limited \
+                 by --allow",
+                refused.join(", ")
+            )));
+        }
+    }
+    let rules = Rules::new(
+        Selection::References(references.clone()),
+        request.matching_tag,
+    )
+    .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+    Ok(Job {
+        references,
+        rules,
+        message: request.commit_message,
+        resolve_digest: request.resolve_digest,
+    })
+}
+
+/// Compiles `--allow` patterns so that each must match a whole repository name.
+pub fn allow_list(patterns: &[String]) -> Result<Vec<Regex>, regex::Error> {
+    patterns
+        .iter()
+        .map(|p| Regex::new(&format!("^(?:{p})$")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(body: &str, allow: &[&str]) -> Refusal {
+        let allow = allow_list(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        job(body.as_bytes(), &allow).expect_err("refused")
+    }
+
+    #[test]
+    fn accepts_the_go_tools_request() {
+        let body = r#"{"image-references": ["gcr.io/p/app:1.2.3"], "commit-message": "bump",
+                       "matching-tag": false}"#;
+        let job = job(body.as_bytes(), &[]).unwrap();
+        assert_eq!(job.references[0].to_string(), "gcr.io/p/app:1.2.3");
+        assert_eq!(job.message, "bump");
+        assert!(!job.resolve_digest);
+        let found = Reference::parse("gcr.io/p/app:1.0").unwrap();
+        assert_eq!(
+            job.rules.target(&found).unwrap().to_string(),
+            "gcr.io/p/app:1.2.3"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_bodies_with_a_reason() {
+        let cases = [
+            ("{", "invalid request body"),
+            (r#"{"image-references": ["a/b:1"]}"#, "commit-message"),
+            (
+                r#"{"image-references": ["a/b:1"], "commit-message": "  "}"#,
+                "commit-message is empty",
+            ),
+            (
+                r#"{"image-references": [], "commit-message": "m"}"#,
+                "image-references is empty",
+            ),
+            (
+                r#"{"image-references": ["UPPER/case:1"], "commit-message": "m"}"#,
+                "is not a reference",
+            ),
+            (
+                r#"{"image-references": ["a/b:1"], "commit-message": "m", "resolve_digest": true}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"image-references": ["a/b:1", "a/b:2"], "commit-message": "m"}"#,
+                "both apply",
+            ),
+        ];
+        for (body, expected) in cases {
+            match refusal(body, &[]) {
+                Refusal::BadRequest(message) => {
+                    assert!(message.contains(expected), "{body}: {message}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_allow_list_matches_whole_normalised_names() {
+        let allow = ["gcr.io/team/.*", "docker.io/library/nginx"];
+        let ok =
+            r#"{"image-references": ["gcr.io/team/app:2", "nginx:1.27"], "commit-message": "m"}"#;
+        let allow_re =
+            allow_list(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        assert!(job(ok.as_bytes(), &allow_re).is_ok());
+        let prefix_only = r#"{"image-references": ["gcr.io/team-b/app:2"], "commit-message": "m"}"#;
+        let longer =
+            r#"{"image-references": ["evil.io/docker.io/library/nginx:1"], "commit-message": "m"}"#;
+        for body in [prefix_only, longer] {
+            assert!(
+                matches!(refusal(body, &allow), Refusal::Forbidden(m) if m.contains("not allowed")),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn answers_leave_out_what_did_not_happen() {
+        let nothing = UpdateResponse {
+            git_url: "https://git.example/r.git".into(),
+            files: vec![],
+            commit_sha: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&nothing).unwrap(),
+            r#"{"git-url":"https://git.example/r.git"}"#
+        );
+        let done = UpdateResponse {
+            files: vec!["k8s/app.yaml".into()],
+            commit_sha: Some("abc".into()),
+            ..nothing
+        };
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"git-url":"https://git.example/r.git","files":["k8s/app.yaml"],"commit-sha":"abc"}"#
+        );
+    }
+}

@@ -1,0 +1,598 @@
+//! `cru serve` end to end: the binary on a free loopback port against real bare repositories
+//! (checked with the `git` command line) and the real distribution registry, driven with
+//! reqwest as any client would.
+
+#[path = "support/git.rs"]
+mod git_support;
+mod support;
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use git_support::{run, Env};
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+use support::registry::Registry;
+
+const TOKEN: &str = "s3cret-token-for-tests";
+
+/// A running `cru serve`, killed on drop; its stderr is collected.
+struct Service {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+    client: Client,
+}
+
+impl Service {
+    /// Starts `cru serve --repository <bare> ARGS` with the token in `$CRU_SERVE_TOKEN`.
+    fn start(env: &Env, repository: impl AsRef<OsStr>, args: &[&str]) -> Service {
+        Service::start_with(env, repository, args, Some(TOKEN))
+    }
+
+    fn start_with(
+        env: &Env,
+        repository: impl AsRef<OsStr>,
+        args: &[&str],
+        token: Option<&str>,
+    ) -> Service {
+        let mut cmd = env.cru();
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--repository",
+        ])
+        .arg(repository)
+        .args(args)
+        .env_remove("CRU_SERVE_TOKEN")
+        .env_remove("PORT")
+        .stderr(Stdio::piped());
+        if let Some(token) = token {
+            cmd.env("CRU_SERVE_TOKEN", token);
+        }
+        let mut child = cmd.spawn().expect("cru serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split(" on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "cru serve did not start listening:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Service {
+            child,
+            base: format!("http://{addr}"),
+            log,
+            client: Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn post(&self, body: &Value) -> (u16, Value) {
+        self.post_raw(Some(TOKEN), body.to_string().into_bytes())
+    }
+
+    fn post_raw(&self, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let mut request = self.client.post(&self.base).body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().expect("cru serve answers");
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("status {status}: not JSON ({e}): {text}"));
+        (status, value)
+    }
+
+    fn health(&self) -> u16 {
+        self.client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .expect("cru serve answers")
+            .status()
+            .as_u16()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn terminate(&mut self) -> i32 {
+        let pid = self.child.id().to_string();
+        let (code, _, err) = run(std::process::Command::new("kill").args(["-TERM", &pid]));
+        assert_eq!(code, 0, "kill: {err}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cru serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn update(refs: &[&str], message: &str) -> Value {
+    json!({"image-references": refs, "commit-message": message, "matching-tag": false})
+}
+
+fn subjects(env: &Env, bare: &Path) -> Vec<String> {
+    env.git(bare, &["log", "--format=%s", "main"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn install_hook(bare: &Path, name: &str, script: &str) {
+    let hook = bare.join("hooks").join(name);
+    std::fs::write(&hook, script).unwrap();
+    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&hook, perms).unwrap();
+}
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "deploy/app.yaml",
+        "spec:\n  image: gcr.io/project/app:1.0\n  sidecar: bitnami/nginx:1.24\n",
+    ),
+    ("Dockerfile", "FROM gcr.io/project/app:1.0\n"),
+    ("docs/notes.md", "gcr.io/project/app:0.9 is old\n"),
+];
+
+#[test]
+fn updates_commits_pushes_and_answers_like_the_go_tool() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let service = Service::start(&env, &bare, &["--username", "Bot", "--email", "bot@ci"]);
+
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "bump app to 1.1"));
+    assert_eq!(status, 200, "{answer}");
+    let head = env.rev(&bare, "main");
+    assert_eq!(answer["commit-sha"], head);
+    assert_eq!(answer["git-url"], bare.display().to_string());
+    assert_eq!(
+        answer["files"],
+        json!(["Dockerfile", "deploy/app.yaml", "docs/notes.md"])
+    );
+    assert_eq!(
+        env.show(&bare, "main", "deploy/app.yaml"),
+        "spec:\n  image: gcr.io/project/app:1.1\n  sidecar: bitnami/nginx:1.24\n"
+    );
+    assert_eq!(
+        env.git(&bare, &["log", "-1", "--format=%an <%ae>|%s", "main"])
+            .trim(),
+        "Bot <bot@ci>|bump app to 1.1"
+    );
+
+    // With matching-tag only references with the same tag change (none here): no commit,
+    // and the answer leaves out files and commit-sha.
+    let (status, answer) = service.post(&json!({
+        "image-references": ["gcr.io/project/app:1.0"],
+        "commit-message": "refresh",
+        "matching-tag": true
+    }));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, json!({"git-url": bare.display().to_string()}));
+    assert_eq!(env.rev(&bare, "main"), head);
+
+    // Someone else pushes: the next request starts from their commit.
+    let other = env.path("other");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(other.join("extra.yaml"), "image: bitnami/nginx:1.24\n").unwrap();
+    env.git(&other, &["add", "-A"]);
+    env.git(&other, &["commit", "-q", "-m", "someone else"]);
+    env.git(&other, &["push", "-q", "origin", "main"]);
+    let (status, answer) = service.post(&update(&["bitnami/nginx:1.25"], "nginx 1.25"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["files"], json!(["deploy/app.yaml", "extra.yaml"]));
+    assert_eq!(
+        subjects(&env, &bare),
+        ["nginx 1.25", "someone else", "bump app to 1.1", "initial"]
+    );
+    assert!(!service.log().contains(TOKEN), "{}", service.log());
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn a_hundred_concurrent_requests_all_land_in_a_linear_history() {
+    let env = Env::new();
+    let files: Vec<(String, String)> = (0..100)
+        .map(|i| {
+            (
+                format!("apps/app{i:03}.yaml"),
+                format!("image: gcr.io/project/app{i:03}:1.0\n"),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let bare = env.bare_repo("many", &borrowed, &[]);
+    let service = Arc::new(Service::start(&env, &bare, &[]));
+
+    let started = Instant::now();
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let service = service.clone();
+                scope.spawn(move || {
+                    service.post(&update(
+                        &[&format!("gcr.io/project/app{i:03}:2.0")],
+                        &format!("app{i:03} to 2.0"),
+                    ))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    eprintln!(
+        "100 concurrent requests answered in {:.2} s: {:.1} requests/s",
+        elapsed.as_secs_f64(),
+        100.0 / elapsed.as_secs_f64()
+    );
+
+    let mut shas = std::collections::HashSet::new();
+    for (i, (status, answer)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "request {i}: {answer}");
+        assert_eq!(answer["files"], json!([format!("apps/app{i:03}.yaml")]));
+        assert!(shas.insert(answer["commit-sha"].as_str().unwrap().to_string()));
+    }
+    let history = env.git(&bare, &["rev-list", "main"]);
+    assert_eq!(history.lines().count(), 101, "one commit per request");
+    assert_eq!(env.git(&bare, &["rev-list", "--merges", "main"]), "");
+    for sha in &shas {
+        assert!(history.contains(sha.as_str()), "{sha} is not in main");
+    }
+    for i in 0..100 {
+        assert_eq!(
+            env.show(&bare, "main", &format!("apps/app{i:03}.yaml")),
+            format!("image: gcr.io/project/app{i:03}:2.0\n")
+        );
+    }
+}
+
+#[test]
+fn only_a_valid_bearer_token_gets_in_and_health_needs_none() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let before = env.rev(&bare, "main");
+    let service = Service::start(&env, &bare, &[]);
+    let body = update(&["gcr.io/project/app:9"], "m")
+        .to_string()
+        .into_bytes();
+
+    for token in [None, Some("wrong"), Some("s3cret-token-for-test"), Some("")] {
+        let (status, answer) = service.post_raw(token, body.clone());
+        assert_eq!(status, 401, "{token:?}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains("Bearer"));
+    }
+    let basic = service
+        .client
+        .post(&service.base)
+        .basic_auth("user", Some(TOKEN))
+        .body(body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(basic.status().as_u16(), 401);
+    assert_eq!(basic.headers()["www-authenticate"], "Bearer");
+    assert_eq!(service.health(), 200);
+    assert_eq!(env.rev(&bare, "main"), before);
+    let log = service.log();
+    assert!(log.contains("status=401"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+}
+
+#[test]
+fn refuses_to_start_without_a_token_unless_told_to_serve_without_auth() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let (code, _, err) = run(env
+        .cru()
+        .args(["serve", "--port", "0", "--repository"])
+        .arg(&bare)
+        .env_remove("CRU_SERVE_TOKEN"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("CRU_SERVE_TOKEN") && err.contains("--token-file"),
+        "{err}"
+    );
+
+    let empty = env.path("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let (code, _, err) = run(env
+        .cru()
+        .args(["serve", "--port", "0", "--token-file"])
+        .arg(&empty)
+        .arg("--repository")
+        .arg(&bare));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("empty"), "{err}");
+
+    let service = Service::start_with(&env, &bare, &["--insecure-no-auth"], None);
+    let (status, answer) = service.post_raw(
+        None,
+        update(&["gcr.io/project/app:1.1"], "no auth")
+            .to_string()
+            .into_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(service.log().contains("--insecure-no-auth"));
+}
+
+#[test]
+fn a_token_file_is_read_and_trimmed() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let file = env.path("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let service = Service::start_with(
+        &env,
+        &bare,
+        &["--token-file", file.to_str().unwrap()],
+        Some("another-token-in-the-environment"),
+    );
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "from file"));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let before = env.rev(&bare, "main");
+    let service = Service::start(
+        &env,
+        &bare,
+        &["--allow", "gcr\\.io/project/.*", "--max-body", "2048"],
+    );
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"{not json".to_vec(), 400, "invalid request body"),
+        (
+            update(&["gcr.io/project/app:1.1"], "")
+                .to_string()
+                .into_bytes(),
+            400,
+            "commit-message is empty",
+        ),
+        (
+            update(&["gcr.io/project/App:1.1"], "m")
+                .to_string()
+                .into_bytes(),
+            400,
+            "is not a reference",
+        ),
+        (
+            json!({"image-references": ["gcr.io/project/app:2"]})
+                .to_string()
+                .into_bytes(),
+            400,
+            "commit-message",
+        ),
+        (
+            update(&["bitnami/nginx:1.25"], "m")
+                .to_string()
+                .into_bytes(),
+            403,
+            "docker.io/bitnami/nginx",
+        ),
+        (
+            update(&[&format!("gcr.io/project/app:{}", "1".repeat(4000))], "m")
+                .to_string()
+                .into_bytes(),
+            413,
+            "",
+        ),
+    ];
+    for (body, expected, reason) in cases {
+        let (status, answer) = service.post_raw(Some(TOKEN), body);
+        assert_eq!(status, expected, "{answer}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.contains(reason), "{expected}: {message}");
+    }
+    assert_eq!(env.rev(&bare, "main"), before);
+    // The service is still fine.
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "ok"));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn a_push_refused_by_a_hook_answers_502_and_the_next_request_starts_clean() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    install_hook(
+        &bare,
+        "pre-receive",
+        "#!/bin/sh\nwhile read old new ref; do\n  if git log --format=%s \"$old..$new\" | grep -q forbidden; then\n    echo 'policy: forbidden commits are refused' >&2\n    exit 1\n  fi\ndone\n",
+    );
+    let before = env.rev(&bare, "main");
+    // Over git daemon: hooks run on the server (a push into a path is cru's own
+    // compare-and-swap, which runs none).
+    let daemon = env.git_daemon(env.dir.path());
+    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
+    let service = Service::start(&env, &url, &[]);
+
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:6.6"], "forbidden bump"));
+    assert_eq!(status, 502, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(message.contains("push failed"), "{message}");
+    assert!(
+        message.contains("forbidden commits are refused"),
+        "{message}"
+    );
+    assert_eq!(env.rev(&bare, "main"), before);
+    assert_eq!(service.health(), 200);
+
+    let (status, answer) = service.post(&update(&["bitnami/nginx:1.25"], "nginx"));
+    assert_eq!(status, 200, "{answer}");
+    // Only this request's change: the refused one was reset away.
+    assert_eq!(
+        env.show(&bare, "main", "deploy/app.yaml"),
+        "spec:\n  image: gcr.io/project/app:1.0\n  sidecar: bitnami/nginx:1.25\n"
+    );
+    assert_eq!(subjects(&env, &bare), ["nginx", "initial"]);
+}
+
+#[test]
+fn health_fails_when_the_repository_is_gone() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let service = Service::start(&env, &bare, &[]);
+    assert_eq!(service.health(), 200);
+    let moved = env.path("moved.git");
+    std::fs::rename(&bare, &moved).unwrap();
+    assert_eq!(service.health(), 503);
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "m"));
+    assert_eq!(status, 502, "{answer}");
+    std::fs::rename(&moved, &bare).unwrap();
+    assert_eq!(service.health(), 200);
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "m"));
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn sigterm_during_a_push_answers_the_request_then_exits() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    install_hook(&bare, "pre-receive", "#!/bin/sh\ncat >/dev/null\nsleep 2\n");
+    let daemon = env.git_daemon(env.dir.path());
+    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
+    let mut service = Service::start(&env, &url, &[]);
+    let client = service.client.clone();
+    let base = service.base.clone();
+    let request = std::thread::spawn(move || {
+        let response = client
+            .post(&base)
+            .bearer_auth(TOKEN)
+            .body(update(&["gcr.io/project/app:1.1"], "in flight").to_string())
+            .send()
+            .expect("answered before the service stopped");
+        (
+            response.status().as_u16(),
+            serde_json::from_str::<Value>(&response.text().unwrap()).unwrap(),
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !service.log().contains("committed") {
+        assert!(Instant::now() < deadline, "{}", service.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Committed locally, push in progress (the hook sleeps): now stop.
+    let code = service.terminate();
+    let (status, answer) = request.join().unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["commit-sha"], env.rev(&bare, "main"));
+    assert_eq!(code, 0, "{}", service.log());
+    let log = service.log();
+    let pushed = log.find("pushed").expect("pushed");
+    let stopping = log.find("shutting down").expect("shutting down");
+    assert!(stopping < pushed, "the signal came during the push:\n{log}");
+}
+
+#[test]
+fn resolve_digest_pins_the_reference_with_the_registry() {
+    let reg = Registry::start();
+    let host = reg.host();
+    let digest = reg.push_oci("team/app", "a", &["2.0"]);
+    let env = Env::new();
+    let text = format!("image: {host}/team/app:1.0\n");
+    let bare = env.bare_repo("remote", &[("app.yaml", text.as_str())], &[]);
+    let service = Service::start(&env, &bare, &[]);
+    let (status, answer) = service.post(&json!({
+        "image-references": [format!("{host}/team/app:2.0")],
+        "commit-message": "app 2.0, pinned",
+        "resolve-digest": true
+    }));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        env.show(&bare, "main", "app.yaml"),
+        format!("image: {host}/team/app:2.0@{digest}\n")
+    );
+    // A tag the registry does not have: 502 with the registry's answer, nothing pushed.
+    let before = env.rev(&bare, "main");
+    let (status, answer) = service.post(&json!({
+        "image-references": [format!("{host}/team/app:3.0")],
+        "commit-message": "missing",
+        "resolve-digest": true
+    }));
+    assert_eq!(status, 502, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("3.0"),
+        "{answer}"
+    );
+    assert_eq!(env.rev(&bare, "main"), before);
+}
+
+#[test]
+fn a_dry_run_reports_the_files_and_pushes_nothing() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let before = env.rev(&bare, "main");
+    let service = Service::start(&env, &bare, &["--dry-run", "deploy"]);
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "dry"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["files"], json!(["deploy/app.yaml"]));
+    assert!(answer.get("commit-sha").is_none(), "{answer}");
+    assert_eq!(env.rev(&bare, "main"), before);
+}
+
+#[test]
+fn paths_outside_the_repository_are_refused_at_start() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let (code, _, err) = run(env
+        .cru()
+        .args(["serve", "--port", "0", "--repository"])
+        .arg(&bare)
+        .arg("../..")
+        .env("CRU_SERVE_TOKEN", TOKEN));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("outside the repository"), "{err}");
+}
