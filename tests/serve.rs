@@ -596,3 +596,33 @@ fn paths_outside_the_repository_are_refused_at_start() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("outside the repository"), "{err}");
 }
+
+#[test]
+fn a_password_in_the_repository_url_is_never_answered_or_logged() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let password = "s3cret-Pa55word";
+    let server = env.http_git(env.dir.path(), "alice", password);
+    let url = format!(
+        "http://alice:{password}@127.0.0.1:{}/git/remote.git",
+        server.port
+    );
+    let service = Service::start(&env, &url, &["--verbose"]);
+    assert_eq!(service.health(), 200);
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "over http"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["commit-sha"], env.rev(&bare, "main"));
+    let shown = answer["git-url"].as_str().unwrap();
+    assert!(shown.contains("127.0.0.1") && !shown.contains(password), "{shown}");
+    // A failure names the repository too: still redacted.
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "no change"));
+    assert_eq!(status, 200, "{answer}");
+    std::fs::rename(&bare, env.path("gone.git")).unwrap();
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.2"], "gone"));
+    assert_eq!(status, 502, "{answer}");
+    assert!(!answer.to_string().contains(password), "{answer}");
+    assert_eq!(service.health(), 503);
+    let log = service.log();
+    assert!(!log.contains(password), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+}
