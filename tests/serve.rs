@@ -613,7 +613,10 @@ fn a_password_in_the_repository_url_is_never_answered_or_logged() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["commit-sha"], env.rev(&bare, "main"));
     let shown = answer["git-url"].as_str().unwrap();
-    assert!(shown.contains("127.0.0.1") && !shown.contains(password), "{shown}");
+    assert!(
+        shown.contains("127.0.0.1") && !shown.contains(password),
+        "{shown}"
+    );
     // A failure names the repository too: still redacted.
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "no change"));
     assert_eq!(status, 200, "{answer}");

@@ -74,6 +74,9 @@ pub enum ServeError {
     },
 }
 
+/// How long `GET /healthz` waits for the git server.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 struct AppState {
     queue: Queue,
     /// SHA-256 of the token: compared in constant time, whatever the lengths.
@@ -267,13 +270,24 @@ async fn update(
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let (url, branch) = (state.url.clone(), state.branch.clone());
-    match tokio::task::spawn_blocking(move || git::probe(&url, &branch)).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response(),
-        Ok(Err(e)) => {
+    let probe = tokio::task::spawn_blocking(move || git::probe(&url, &branch));
+    // A health check must answer, also when the git server hangs.
+    match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
+        Ok(Ok(Ok(()))) => {
+            (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
+        }
+        Ok(Ok(Err(e))) => {
             tracing::warn!("health check: {e}");
             unavailable()
         }
-        Err(_) => unavailable(),
+        Ok(Err(_)) => unavailable(),
+        Err(_) => {
+            tracing::warn!(
+                "health check: no answer from {} within {HEALTH_TIMEOUT:?}",
+                state.shown
+            );
+            unavailable()
+        }
     }
 }
 
