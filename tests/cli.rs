@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use util::{assert_exit, stderr, stdout, Dir};
+use util::{assert_exit, on_a_terminal, stderr, stdout, Dir};
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -552,41 +552,22 @@ fn no_colour_when_stderr_is_not_a_terminal() {
     }
 }
 
-/// Runs cru on a pseudo-terminal through `script` (util-linux), returning what it printed.
-fn on_a_terminal(dir: &Dir, args: &str, no_color: Option<&str>) -> String {
-    let command = format!("'{}' {args}", env!("CARGO_BIN_EXE_cru"));
-    let mut cmd = std::process::Command::new("script");
-    cmd.current_dir(dir.path())
-        .args(["-qec", &command, "/dev/null"])
-        .env("TERM", "xterm")
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR_FORCE")
-        .stdin(Stdio::null());
-    if let Some(value) = no_color {
-        cmd.env("NO_COLOR", value);
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run script (util-linux, Debian's bsdutils): {e}"));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn colour_on_a_terminal_unless_no_color_is_set() {
     let dir = Dir::new();
-    let error = on_a_terminal(&dir, "list missing-path", None);
+    let error = on_a_terminal(&dir.cru(&[]), "list missing-path", None);
     assert!(
         error.contains("\x1b[31mERROR\x1b[0m: missing-path: no such file or directory"),
         "{error:?}"
     );
-    let usage = on_a_terminal(&dir, "list --no-such-flag", None);
+    let usage = on_a_terminal(&dir.cru(&[]), "list --no-such-flag", None);
     assert!(usage.contains(ESC), "{usage:?}");
     assert!(usage.contains("--no-such-flag"), "{usage:?}");
     // An empty NO_COLOR does not count (no-color.org).
-    let error = on_a_terminal(&dir, "list missing-path", Some(""));
+    let error = on_a_terminal(&dir.cru(&[]), "list missing-path", Some(""));
     assert!(error.contains(ESC), "{error:?}");
     for args in ["list missing-path", "list --no-such-flag"] {
-        let text = on_a_terminal(&dir, args, Some("1"));
+        let text = on_a_terminal(&dir.cru(&[]), args, Some("1"));
         assert!(!text.contains(ESC), "NO_COLOR=1 cru {args}: {text:?}");
         assert!(text.contains("-path") || text.contains("-flag"), "{text:?}");
     }

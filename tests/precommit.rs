@@ -1,8 +1,8 @@
 //! The hooks in `.pre-commit-hooks.yaml`, run by the real `pre-commit` (Debian's package) the
 //! way a user tries them: `pre-commit try-repo <cru checkout> HOOK --all-files` in a git
 //! repository of their own. pre-commit builds cru from the checkout with `cargo install`
-//! (`language: rust`), so this is the slowest test; the build is made cheap with a debug-like
-//! release profile and a target folder kept between runs, and nothing touches `~/.cache`.
+//! (`language: rust`), so this is the slowest test (two unoptimised builds of cru, about
+//! 1.5 minutes each on 2 cores), and nothing touches `~/.cache`.
 //!
 //! Nothing here skips: a missing `pre-commit` fails the test with how to install it.
 
@@ -133,12 +133,11 @@ impl PreCommit {
         let mut cmd = Command::new("pre-commit");
         cmd.current_dir(repo.path())
             .env("PRE_COMMIT_HOME", self.home.path().join("store"))
-            // Where `cargo install` builds: kept between runs, so only a first run compiles
-            // the dependencies; an unoptimised release build is all a test needs.
-            .env(
-                "CARGO_TARGET_DIR",
-                Path::new(env!("CARGO_TARGET_TMPDIR")).join("pre-commit"),
-            )
+            // An unoptimised release build is all a test needs. pre-commit gives each hook
+            // environment a CARGO_HOME of its own, and cargo's fingerprints of registry crates
+            // include their source path, so a kept CARGO_TARGET_DIR would be rebuilt whole
+            // anyway: `cargo install` builds in a temporary folder of its own.
+            .env_remove("CARGO_TARGET_DIR")
             .env("CARGO_PROFILE_RELEASE_LTO", "false")
             .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
             .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
