@@ -5,7 +5,7 @@
 //! edges: [`walk`] and [`files`] touch the file system, [`inventory`] scans a tree; the
 //! commands in [`list`] and [`update`] tie them together and [`app`] runs a command line.
 //! The library never prints: results go to a writer that the caller passes, progress goes
-//! out as `tracing` events.
+//! out as `tracing` events; only [`progress`] draws a bar for registry lookups on a terminal.
 
 pub mod app;
 pub mod check;
@@ -15,6 +15,7 @@ pub mod git;
 pub mod inventory;
 pub mod list;
 pub mod plan;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod resolve;

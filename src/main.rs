@@ -1,21 +1,30 @@
 //! The `cru` binary: parses arguments, sets up logging, runs the library and maps the outcome
 //! to an exit code. Log lines go to stderr in the Go tool's style
-//! (`2026/01/02 15:04:05 INFO: …`); stdout is for results only.
+//! (`2026/01/02 15:04:05 INFO: …`); stdout is for results only. Colour (the level word, clap's
+//! help and errors) only on a terminal, and never with `NO_COLOR` set.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{ColorChoice, CommandFactory, FromArgMatches};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use cru::app::{self, Status};
 use cru::cli::Cli;
+use cru::progress::LogWriter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // https://no-color.org: set and not empty.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let mut command = Cli::command();
+    if no_color {
+        command = command.color(ColorChoice::Never);
+    }
+    let cli = Cli::from_arg_matches(&command.get_matches_mut())
+        .unwrap_or_else(|e| e.format(&mut command).exit());
     let level = if app::verbose(&cli) {
         Level::DEBUG
     } else {
@@ -23,7 +32,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(io::stderr)
+        .with_writer(|| LogWriter)
+        .with_ansi(!no_color && io::stderr().is_terminal())
         .event_format(GoLog)
         .init();
 
@@ -56,14 +66,18 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let level = match *event.metadata().level() {
-            Level::ERROR => "ERROR",
-            Level::WARN => "WARNING",
-            Level::INFO | Level::DEBUG => "INFO",
-            Level::TRACE => "DEBUG",
+        // The level word, and its colour when colour is on (red, yellow).
+        let (level, colour) = match *event.metadata().level() {
+            Level::ERROR => ("ERROR", Some("\x1b[31m")),
+            Level::WARN => ("WARNING", Some("\x1b[33m")),
+            Level::INFO | Level::DEBUG => ("INFO", None),
+            Level::TRACE => ("DEBUG", None),
         };
         let now = chrono::Local::now().format("%Y/%m/%d %H:%M:%S");
-        write!(writer, "{now} {level}: ")?;
+        match colour.filter(|_| writer.has_ansi_escapes()) {
+            Some(colour) => write!(writer, "{now} {colour}{level}\x1b[0m: ")?,
+            None => write!(writer, "{now} {level}: ")?,
+        }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use util::{assert_exit, stderr, stdout, Dir};
+use util::{assert_exit, on_a_terminal, stderr, stdout, Dir};
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -307,4 +307,268 @@ fn a_closed_pipe_is_not_an_error() {
     let out = child.wait_with_output().unwrap();
     assert_exit(&out, 0);
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+// --- cru check, update --check, completions, man, exit codes, colour ---
+
+/// A tree with one unpinned reference among pinned ones.
+fn check_tree() -> Dir {
+    let dir = Dir::new();
+    dir.write(
+        "k8s/deploy.yaml",
+        format!("spec:\n  image: gcr.io/p/app:1@{D1}\n  sidecar: gcr.io/p/proxy:2\n"),
+    );
+    dir.write("Dockerfile", format!("FROM golang:1.22@{D2}\n"));
+    dir
+}
+
+#[test]
+fn check_require_digest_reports_unpinned_references_as_file_line_column() {
+    let dir = check_tree();
+    let out = dir.run(&["check", "--require-digest"]);
+    assert_exit(&out, 1);
+    assert_eq!(
+        stdout(&out),
+        "k8s/deploy.yaml:3:12: gcr.io/p/proxy:2 is not pinned to a digest\n"
+    );
+    assert!(
+        stderr(&out).contains("INFO: 3 image references checked, 1 findings"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_passes_when_every_reference_is_pinned() {
+    let dir = check_tree();
+    dir.write("k8s/deploy.yaml", format!("image: gcr.io/p/app:1@{D1}\n"));
+    let out = dir.run(&["check", "--require-digest"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "");
+    // Pinning is also the policy when none is named.
+    assert_exit(&dir.run(&["check"]), 0);
+}
+
+#[test]
+fn check_json_prints_one_object_per_finding() {
+    let dir = check_tree();
+    dir.write("b.yaml", "image: nginx:1.25\n");
+    let out = dir.run(&["check", "--format", "json"]);
+    assert_exit(&out, 1);
+    let findings: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(findings.len(), 2, "{}", stdout(&out));
+    let f = &findings[1];
+    assert_eq!(f["file"], "k8s/deploy.yaml");
+    assert_eq!(f["line"], 3);
+    assert_eq!(f["column"], 12);
+    assert_eq!(f["reference"], "gcr.io/p/proxy:2");
+    assert_eq!(f["message"], "gcr.io/p/proxy:2 is not pinned to a digest");
+    assert_eq!(findings[0]["file"], "b.yaml");
+    assert_eq!(findings[0]["reference"], "nginx:1.25");
+}
+
+#[test]
+fn check_github_prints_workflow_commands() {
+    let dir = check_tree();
+    let out = dir.run(&["check", "--format", "github"]);
+    assert_exit(&out, 1);
+    assert_eq!(
+        stdout(&out),
+        "::error file=k8s/deploy.yaml,line=3,col=12,title=cru::gcr.io/p/proxy:2 is not pinned to a digest\n"
+    );
+}
+
+#[test]
+fn check_require_tag_reports_a_bare_digest_only() {
+    let dir = Dir::new();
+    dir.write(
+        "f.yaml",
+        format!("a: gcr.io/p/app@{D1}\nb: gcr.io/p/app:1@{D1}\nc: gcr.io/p/app:2\n"),
+    );
+    let out = dir.run(&["check", "--require-tag"]);
+    assert_exit(&out, 1);
+    assert_eq!(
+        stdout(&out),
+        format!("f.yaml:1:4: gcr.io/p/app@{D1} has no tag, only a digest\n")
+    );
+    // Both policies together.
+    let out = dir.run(&["check", "--require-tag", "--require-digest"]);
+    assert_exit(&out, 1);
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+}
+
+#[test]
+fn check_respects_cru_ignore_comments_and_cruignore_files() {
+    let dir = Dir::new();
+    dir.write(
+        "f.yaml",
+        "a: gcr.io/p/old:1 # cru:ignore\nb: gcr.io/p/new:1\n",
+    );
+    dir.write(".cruignore", "vendor/\n");
+    dir.write("vendor/x.yaml", "image: gcr.io/vendored/x:1\n");
+    let out = dir.run(&["check"]);
+    assert_exit(&out, 1);
+    assert_eq!(
+        stdout(&out),
+        "f.yaml:2:4: gcr.io/p/new:1 is not pinned to a digest\n"
+    );
+    dir.write("f.yaml", "a: gcr.io/p/old:1 # cru:ignore\n");
+    assert_exit(&dir.run(&["check"]), 0);
+}
+
+#[test]
+fn update_check_exits_1_when_files_would_change_and_writes_nothing() {
+    let dir = check_tree();
+    let before = dir.read("k8s/deploy.yaml");
+    let out = dir.run(&["update", "--all", "--check"]);
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out).contains("+  sidecar: gcr.io/p/proxy:latest\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(dir.read("k8s/deploy.yaml"), before);
+    // Nothing to change: exit 0.
+    let out = dir.run(&["update", "--all", "--matching-tag", "--check"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "");
+    assert_eq!(dir.read("k8s/deploy.yaml"), before);
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_command_line_definitions() {
+    let dir = Dir::new();
+    let out = dir.run(&["completions", "bash"]);
+    assert_exit(&out, 0);
+    let bash = stdout(&out);
+    assert!(
+        bash.contains("_cru()") && bash.contains("complete "),
+        "{bash}"
+    );
+    assert!(bash.contains("--require-digest"), "{bash}");
+    let out = dir.run(&["completions", "zsh"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).starts_with("#compdef cru"), "{}", stdout(&out));
+    let out = dir.run(&["man"]);
+    assert_exit(&out, 0);
+    let man = stdout(&out);
+    assert!(man.starts_with(".ie") || man.starts_with(".TH"), "{man}");
+    assert!(man.contains(".TH cru"), "{man}");
+    assert!(man.contains("update"), "{man}");
+}
+
+/// The README's table of exit codes, row by row.
+#[test]
+fn exit_codes_follow_the_documented_table() {
+    let dir = Dir::new();
+    dir.write("pinned/f.yaml", format!("image: gcr.io/p/app:1@{D1}\n"));
+    dir.write("loose/f.yaml", "image: gcr.io/p/app:1\n");
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    dir.write(
+        "remote/f.yaml",
+        format!("image: 127.0.0.1:{closed_port}/p/app:1\n"),
+    );
+    dir.write(
+        "remote-pinned/f.yaml",
+        format!("image: 127.0.0.1:{closed_port}/p/app:1@{D1}\n"),
+    );
+    dir.write(".config/docker/config.json", "{}");
+    dir.write(".config/registries.conf", "");
+    let table: &[(&[&str], i32)] = &[
+        // success
+        (&["list", "loose"], 0),
+        (&["check", "pinned"], 0),
+        (
+            &["update", "--all", "--matching-tag", "--check", "loose"],
+            0,
+        ),
+        (&["completions", "fish"], 0),
+        // findings, or files that would change
+        (&["check", "loose"], 1),
+        (&["update", "--all", "--check", "loose"], 1),
+        // usage errors
+        (&["list", "--no-such-flag"], 2),
+        (&["check", "--format", "xml"], 2),
+        (&["check", "missing-path"], 2),
+        (
+            &["update", "--image-reference", "nginx:1", "missing-path"],
+            2,
+        ),
+        (&["completions", "nosh"], 2),
+        // runtime failures: a registry nobody answers at
+        (
+            &[
+                "update",
+                "--all",
+                "--matching-tag",
+                "--resolve-digest",
+                "remote",
+            ],
+            3,
+        ),
+        (&["check", "--stale", "remote-pinned"], 3),
+    ];
+    for (args, code) in table {
+        let out = dir
+            .cru(args)
+            .env("DOCKER_CONFIG", dir.path().join(".config/docker"))
+            .env(
+                "CRU_REGISTRIES_CONF",
+                dir.path().join(".config/registries.conf"),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(*code),
+            "cru {args:?}\nstdout:\n{}\nstderr:\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+const ESC: &str = "\x1b[";
+
+#[test]
+fn no_colour_when_stderr_is_not_a_terminal() {
+    let dir = check_tree();
+    for args in [
+        &["list", "missing-path"][..],
+        &["list", "--no-such-flag"],
+        &["check"],
+        &["update", "--all", "--verbose", "--dry-run"],
+    ] {
+        let out = dir.cru(args).env("TERM", "xterm").output().unwrap();
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!text.contains(ESC), "cru {args:?}: {text:?}");
+    }
+}
+
+#[test]
+fn colour_on_a_terminal_unless_no_color_is_set() {
+    let dir = Dir::new();
+    let error = on_a_terminal(&dir.cru(&[]), "list missing-path", None);
+    assert!(
+        error.contains("\x1b[31mERROR\x1b[0m: missing-path: no such file or directory"),
+        "{error:?}"
+    );
+    let usage = on_a_terminal(&dir.cru(&[]), "list --no-such-flag", None);
+    assert!(usage.contains(ESC), "{usage:?}");
+    assert!(usage.contains("--no-such-flag"), "{usage:?}");
+    // An empty NO_COLOR does not count (no-color.org).
+    let error = on_a_terminal(&dir.cru(&[]), "list missing-path", Some(""));
+    assert!(error.contains(ESC), "{error:?}");
+    for args in ["list missing-path", "list --no-such-flag"] {
+        let text = on_a_terminal(&dir.cru(&[]), args, Some("1"));
+        assert!(!text.contains(ESC), "NO_COLOR=1 cru {args}: {text:?}");
+        assert!(text.contains("-path") || text.contains("-flag"), "{text:?}");
+    }
 }

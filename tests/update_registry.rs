@@ -8,7 +8,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use support::registry::{Proxy, Registry};
-use util::{assert_exit, stderr, stdout, Dir};
+use util::{assert_exit, on_a_terminal, stderr, stdout, Dir};
 
 /// A folder with an empty docker config and registries.conf, so the user's never leak in.
 struct Setup {
@@ -31,13 +31,17 @@ impl Setup {
         self.dir.path().join(".config/registries.conf")
     }
 
-    fn run(&self, args: &[&str]) -> std::process::Output {
+    fn cru(&self, args: &[&str]) -> std::process::Command {
         let conf = self.conf_path();
         let mut cmd = self.dir.cru(args);
         cmd.env("DOCKER_CONFIG", self.dir.path().join(".config/docker"))
             .env("CRU_REGISTRIES_CONF", conf)
             .env("HOME", self.dir.path());
-        cmd.output().unwrap()
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        self.cru(args).output().unwrap()
     }
 }
 
@@ -270,5 +274,58 @@ fn lookups_through_a_slow_faulty_proxy_are_heads_only_and_correct() {
     assert!(
         manifests.iter().all(|r| r.method == "HEAD"),
         "{manifests:?}"
+    );
+}
+
+#[test]
+fn a_progress_bar_counts_the_lookups_on_a_terminal_only() {
+    let reg = Registry::start();
+    let host = reg.host();
+    let tags: Vec<String> = (1..=12).map(|i| format!("1.{i}")).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let digest = reg.push_oci("team/app", "a", &tags);
+    let setup = Setup::new();
+    let text: String = tags
+        .iter()
+        .map(|t| format!("- {host}/team/app:{t}\n"))
+        .collect();
+    setup.dir.write("many.yaml", &text);
+    setup
+        .dir
+        .write("few.yaml", format!("- {host}/team/app:1.1\n"));
+    let args = "update --all --matching-tag --resolve-digest --dry-run";
+
+    let shown = on_a_terminal(&setup.cru(&[]), &format!("{args} many.yaml"), None);
+    assert!(shown.contains("registry lookups ["), "{shown:?}");
+    assert!(shown.contains("/12"), "{shown:?}");
+    assert!(
+        shown.contains(&format!("+- {host}/team/app:1.12@{digest}")),
+        "{shown:?}"
+    );
+    // Fewer than ten lookups: no bar.
+    let few = on_a_terminal(&setup.cru(&[]), &format!("{args} few.yaml"), None);
+    assert!(!few.contains("registry lookups"), "{few:?}");
+    assert!(few.contains(&format!("@{digest}")), "{few:?}");
+    // Not a terminal: nothing but the log lines and the diff.
+    let out = setup.run(&[
+        "update",
+        "--all",
+        "--matching-tag",
+        "--resolve-digest",
+        "--dry-run",
+        "many.yaml",
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        !stderr(&out).contains("registry lookups"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains('\x1b'), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).matches(&digest).count(),
+        12,
+        "{}",
+        stdout(&out)
     );
 }

@@ -5,6 +5,7 @@
 //! [`client::Client`] for one run, so every unique (registry, repository, tag) is asked
 //! once. Where lookups go comes from [`config`], credentials from [`auth`]. Lookups are all
 //! or nothing: every one finishes, then the first failure (in input order) is returned.
+//! On a terminal, a [`progress`] bar counts the lookups done.
 //! It does not edit files or decide which references to resolve.
 
 pub mod auth;
@@ -17,6 +18,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::progress;
 use crate::reference::Reference;
 
 pub use client::RetryPolicy;
@@ -292,10 +294,16 @@ impl Resolver {
     /// failures can be reported.
     pub fn digests_each(&self, refs: &[Reference]) -> Vec<Result<String, Error>> {
         let inner = &self.inner;
+        let progress = Arc::new(progress::Lookups::start(refs.len()));
         self.runtime.block_on(join_all(refs.iter().map(|r| {
             let inner = inner.clone();
             let r = r.clone();
-            async move { inner.resolve(&r).await }
+            let progress = progress.clone();
+            async move {
+                let outcome = inner.resolve(&r).await;
+                progress.done_one();
+                outcome
+            }
         })))
     }
 
@@ -308,10 +316,16 @@ impl Resolver {
     /// Like [`Resolver::resolve_tags`], with every lookup's own outcome.
     pub fn tags_each(&self, refs: &[Reference]) -> Vec<Result<TagChoice, Error>> {
         let inner = &self.inner;
+        let progress = Arc::new(progress::Lookups::start(refs.len()));
         self.runtime.block_on(join_all(refs.iter().map(|r| {
             let inner = inner.clone();
             let r = r.clone();
-            async move { inner.resolve_tag(&r).await }
+            let progress = progress.clone();
+            async move {
+                let outcome = inner.resolve_tag(&r).await;
+                progress.done_one();
+                outcome
+            }
         })))
     }
 }

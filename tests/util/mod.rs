@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// A temporary folder to run `cru` in.
 pub struct Dir {
@@ -118,4 +118,33 @@ pub fn corpus() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Runs `cru ARGS` on a pseudo-terminal through `script` (util-linux), with the working
+/// folder and environment of `like`, and returns what it printed (stdout and stderr mixed).
+/// `no_color` sets `NO_COLOR`.
+pub fn on_a_terminal(like: &Command, args: &str, no_color: Option<&str>) -> String {
+    let command = format!("'{}' {args}", env!("CARGO_BIN_EXE_cru"));
+    let mut cmd = Command::new("script");
+    if let Some(dir) = like.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    for (key, value) in like.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .stdin(Stdio::null());
+    if let Some(value) = no_color {
+        cmd.env("NO_COLOR", value);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run script (util-linux, Debian's bsdutils): {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
