@@ -422,11 +422,27 @@ impl Proxy {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The requests logged so far.
+    /// The requests logged so far. The proxy writes a request's line after its answer is
+    /// sent, so the client can be done before the last line is: wait until the log has not
+    /// grown for 100 ms (at most 5 s).
     pub fn requests(&self) -> Vec<Logged> {
-        let mut text = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            f.read_to_string(&mut text).unwrap();
+        let read = || {
+            let mut text = String::new();
+            if let Ok(mut f) = std::fs::File::open(&self.log) {
+                f.read_to_string(&mut text).unwrap();
+            }
+            text
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut text = read();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let now = read();
+            if now == text || std::time::Instant::now() > deadline {
+                text = now;
+                break;
+            }
+            text = now;
         }
         text.lines()
             .filter_map(|line| {
