@@ -629,3 +629,34 @@ fn a_password_in_the_repository_url_is_never_answered_or_logged() {
     assert!(!log.contains(password), "{log}");
     assert!(!log.contains(TOKEN), "{log}");
 }
+
+#[test]
+fn the_port_comes_from_the_port_variable_when_not_given() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let port = git_support::free_port();
+    let mut child = env
+        .cru()
+        .args(["serve", "--listen", "127.0.0.1", "--repository"])
+        .arg(&bare)
+        .env("PORT", port.to_string())
+        .env("CRU_SERVE_TOKEN", TOKEN)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        match client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+        {
+            Ok(response) => break response.status().as_u16(),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("nothing answers on $PORT {port}: {e}"),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+}
