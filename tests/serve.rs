@@ -331,7 +331,7 @@ fn only_a_valid_bearer_token_gets_in_and_health_needs_none() {
 }
 
 #[test]
-fn refuses_to_start_without_a_token_unless_told_to_serve_without_auth() {
+fn starts_only_with_a_token_and_valid_patterns_or_with_insecure_no_auth() {
     let env = Env::new();
     let bare = env.bare_repo("remote", FILES, &[]);
     let (code, _, err) = run(env
@@ -355,6 +355,21 @@ fn refuses_to_start_without_a_token_unless_told_to_serve_without_auth() {
         .arg(&bare));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("empty"), "{err}");
+
+    let (code, _, err) = run(env
+        .cru()
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--allow",
+            "gcr.io/(unclosed",
+            "--repository",
+        ])
+        .arg(&bare)
+        .env("CRU_SERVE_TOKEN", TOKEN));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--allow"), "{err}");
 
     let service = Service::start_with(&env, &bare, &["--insecure-no-auth"], None);
     let (status, answer) = service.post_raw(
