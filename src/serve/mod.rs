@@ -146,7 +146,8 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             .await
     });
     // The router (and with it the last queue sender) is gone: the worker ends after its job.
-    drop(runtime);
+    // A health probe stuck on a hanging git server must not hold the exit up.
+    runtime.shutdown_timeout(HEALTH_TIMEOUT);
     let _ = worker.join();
     tracing::info!("stopped");
     served.map_err(io_error)
