@@ -4,7 +4,8 @@
 //! per unique tag and run), and which tags does a repository have. It pings each registry
 //! once to learn its challenge, decides credentials before the first request, fetches at most
 //! one token per (registry, repository), merges identical lookups, bounds in-flight requests,
-//! retries 5xx/timeouts/dropped connections with backoff and honours `Retry-After` on 429.
+//! retries 5xx/timeouts/dropped connections with backoff and honours `Retry-After` (seconds
+//! or an HTTP date) on 429.
 //! It never pushes, deletes, or pulls blobs.
 //!
 //! Why not `oci-client`: its `fetch_manifest_digest` falls back to a `GET` whenever the `HEAD`
@@ -524,10 +525,25 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     out
 }
 
-/// Seconds (`Retry-After: 7`); an HTTP date counts as unknown.
+/// How long `Retry-After` asks to wait: seconds (`7`) or an HTTP date (from now).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    retry_after_at(value, chrono::Utc::now())
+}
+
+fn retry_after_at(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    // An HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`) is RFC 2822's format; one in the past
+    // means now.
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The `rel="next"` target of a `Link` header, made absolute.
@@ -649,9 +665,21 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(
             reqwest::header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+            HeaderValue::from_static("soon"),
         );
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn retry_after_an_http_date_waits_until_then() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(retry_after_at(date, now), Some(Duration::from_secs(30)));
+        let later = now + chrono::Duration::seconds(120);
+        assert_eq!(retry_after_at(date, later), Some(Duration::ZERO));
+        assert_eq!(retry_after_at("Wed, 32 Oct 2015", now), None);
     }
 
     #[test]
