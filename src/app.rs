@@ -62,7 +62,7 @@ pub enum Error {
     Git(#[from] git::GitError),
     /// `cru serve` could not start or stopped with an error.
     #[error(transparent)]
-    Serve(#[from] crate::serve::ServeError),
+    Serve(#[from] ServeError),
     /// An option's value is unusable (a token file, a pattern).
     #[error("{0}")]
     Invalid(String),

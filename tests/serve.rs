@@ -124,6 +124,22 @@ impl Service {
         self.log.lock().unwrap().clone()
     }
 
+    /// The log line holding every one of `parts`, waited for (stderr is read by a thread).
+    fn log_line(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {parts:?} in:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn terminate(&mut self) -> i32 {
         let pid = self.child.id().to_string();
         let (code, _, err) = run(std::process::Command::new("kill").args(["-TERM", &pid]));
@@ -168,6 +184,22 @@ fn install_hook(bare: &Path, name: &str, script: &str) {
     std::fs::set_permissions(&hook, perms).unwrap();
 }
 
+/// Runs `cru serve --repository <bare> ARGS`, which must refuse to start with a usage error
+/// (exit 2); returns its stderr.
+fn refused_at_start(env: &Env, bare: &Path, args: &[&str], token: Option<&str>) -> String {
+    let mut cmd = env.cru();
+    cmd.args(["serve", "--port", "0", "--repository"])
+        .arg(bare)
+        .args(args)
+        .env_remove("CRU_SERVE_TOKEN");
+    if let Some(token) = token {
+        cmd.env("CRU_SERVE_TOKEN", token);
+    }
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 2, "{err}");
+    err
+}
+
 const FILES: &[(&str, &str)] = &[
     (
         "deploy/app.yaml",
@@ -187,6 +219,17 @@ fn updates_commits_pushes_and_answers_like_the_go_tool() {
     assert_eq!(status, 200, "{answer}");
     let head = env.rev(&bare, "main");
     assert_eq!(answer["commit-sha"], head);
+    // One structured log line per request.
+    let line = service.log_line(&["INFO: request", "status=200"]);
+    for part in [
+        "method=POST",
+        "path=/",
+        "duration_ms=",
+        "references=gcr.io/project/app:1.1",
+        &format!("commit={head}"),
+    ] {
+        assert!(line.contains(part), "{part} not in {line}");
+    }
     assert_eq!(answer["git-url"], bare.display().to_string());
     assert_eq!(
         answer["files"],
@@ -325,8 +368,8 @@ fn only_a_valid_bearer_token_gets_in_and_health_needs_none() {
     assert_eq!(basic.headers()["www-authenticate"], "Bearer");
     assert_eq!(service.health(), 200);
     assert_eq!(env.rev(&bare, "main"), before);
+    service.log_line(&["request failed", "status=401", "missing or invalid token"]);
     let log = service.log();
-    assert!(log.contains("status=401"), "{log}");
     assert!(!log.contains(TOKEN), "{log}");
 }
 
@@ -334,12 +377,7 @@ fn only_a_valid_bearer_token_gets_in_and_health_needs_none() {
 fn starts_only_with_a_token_and_valid_patterns_or_with_insecure_no_auth() {
     let env = Env::new();
     let bare = env.bare_repo("remote", FILES, &[]);
-    let (code, _, err) = run(env
-        .cru()
-        .args(["serve", "--port", "0", "--repository"])
-        .arg(&bare)
-        .env_remove("CRU_SERVE_TOKEN"));
-    assert_eq!(code, 2, "{err}");
+    let err = refused_at_start(&env, &bare, &[], None);
     assert!(
         err.contains("CRU_SERVE_TOKEN") && err.contains("--token-file"),
         "{err}"
@@ -347,28 +385,15 @@ fn starts_only_with_a_token_and_valid_patterns_or_with_insecure_no_auth() {
 
     let empty = env.path("empty-token");
     std::fs::write(&empty, "\n").unwrap();
-    let (code, _, err) = run(env
-        .cru()
-        .args(["serve", "--port", "0", "--token-file"])
-        .arg(&empty)
-        .arg("--repository")
-        .arg(&bare));
-    assert_eq!(code, 2, "{err}");
+    let err = refused_at_start(
+        &env,
+        &bare,
+        &["--token-file", empty.to_str().unwrap()],
+        None,
+    );
     assert!(err.contains("empty"), "{err}");
 
-    let (code, _, err) = run(env
-        .cru()
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--allow",
-            "gcr.io/(unclosed",
-            "--repository",
-        ])
-        .arg(&bare)
-        .env("CRU_SERVE_TOKEN", TOKEN));
-    assert_eq!(code, 2, "{err}");
+    let err = refused_at_start(&env, &bare, &["--allow", "gcr.io/(unclosed"], Some(TOKEN));
     assert!(err.contains("--allow"), "{err}");
 
     let service = Service::start_with(&env, &bare, &["--insecure-no-auth"], None);
@@ -443,7 +468,7 @@ fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
                 .to_string()
                 .into_bytes(),
             413,
-            "",
+            "length limit",
         ),
     ];
     for (body, expected, reason) in cases {
@@ -602,13 +627,7 @@ fn a_dry_run_reports_the_files_and_pushes_nothing() {
 fn paths_outside_the_repository_are_refused_at_start() {
     let env = Env::new();
     let bare = env.bare_repo("remote", FILES, &[]);
-    let (code, _, err) = run(env
-        .cru()
-        .args(["serve", "--port", "0", "--repository"])
-        .arg(&bare)
-        .arg("../..")
-        .env("CRU_SERVE_TOKEN", TOKEN));
-    assert_eq!(code, 2, "{err}");
+    let err = refused_at_start(&env, &bare, &["../.."], Some(TOKEN));
     assert!(err.contains("outside the repository"), "{err}");
 }
 
@@ -632,9 +651,10 @@ fn a_password_in_the_repository_url_is_never_answered_or_logged() {
         shown.contains("127.0.0.1") && !shown.contains(password),
         "{shown}"
     );
-    // A failure names the repository too: still redacted.
+    // Nothing left to change: answered without a commit.
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "no change"));
     assert_eq!(status, 200, "{answer}");
+    // The repository goes: the failure names it, still redacted.
     std::fs::rename(&bare, env.path("gone.git")).unwrap();
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.2"], "gone"));
     assert_eq!(status, 502, "{answer}");

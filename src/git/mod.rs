@@ -157,14 +157,16 @@ pub struct CommitSpec {
 pub enum Outcome {
     /// No file changed: nothing was committed or pushed.
     NoChange,
-    /// A dry run: this many files would have been committed.
-    DryRun(usize),
-    /// Files changed but no commit was asked for.
-    NotCommitted(usize),
+    /// A dry run: these files (relative to the working tree root) would have been committed.
+    DryRun(Vec<PathBuf>),
+    /// These files changed but no commit was asked for.
+    NotCommitted(Vec<PathBuf>),
     /// Committed (and maybe pushed).
     Committed {
         /// The new commit.
         id: String,
+        /// The files committed, relative to the working tree root.
+        files: Vec<PathBuf>,
         /// Whether it was pushed.
         pushed: bool,
         /// How many times the update was applied.
@@ -374,9 +376,9 @@ impl Checkout {
                     );
                 }
                 return Ok(if dry_run {
-                    Outcome::DryRun(changed.len())
+                    Outcome::DryRun(changed)
                 } else {
-                    Outcome::NotCommitted(changed.len())
+                    Outcome::NotCommitted(changed)
                 });
             };
             let push = self.remote || spec.push;
@@ -388,7 +390,7 @@ impl Checkout {
                     branch_suffix(&self.branch),
                     if push { " and push" } else { "" }
                 );
-                return Ok(Outcome::DryRun(changed.len()));
+                return Ok(Outcome::DryRun(changed));
             }
             let id = self.commit(&changed, spec)?;
             tracing::info!(
@@ -401,6 +403,7 @@ impl Checkout {
             if !push {
                 return Ok(Outcome::Committed {
                     id: id.to_string(),
+                    files: changed,
                     pushed: false,
                     attempts: attempt,
                 });
@@ -415,6 +418,7 @@ impl Checkout {
                     );
                     return Ok(Outcome::Committed {
                         id: id.to_string(),
+                        files: changed,
                         pushed: true,
                         attempts: attempt,
                     });
@@ -489,12 +493,7 @@ impl Checkout {
     where
         F: FnMut(&Path, bool) -> Result<Vec<PathBuf>, ChangeError>,
     {
-        let mut options = git2::StatusOptions::new();
-        options.include_untracked(true).recurse_untracked_dirs(true);
-        let statuses = self
-            .repo
-            .statuses(Some(&mut options))
-            .map_err(|e| self.step_error(Step::Commit, e.message()))?;
+        let statuses = self.worktree_statuses(Step::Commit)?;
         let dirty: BTreeSet<PathBuf> = statuses
             .iter()
             .filter(|s| !s.status().is_ignored())
@@ -660,28 +659,31 @@ impl Checkout {
         }
         let fetched = self.fetch_reset(&branch);
         if fetched.is_err() {
-            let known = format!("refs/remotes/origin/{branch}");
-            let reset = || -> Result<(), git2::Error> {
-                let tip = self.repo.refname_to_id(&known)?;
-                let object = self.repo.find_object(tip, None)?;
-                self.repo.reset(&object, ResetType::Hard, None)
-            };
-            if let Err(e) = reset() {
-                tracing::warn!("resetting {} to {known}: {}", self.shown, e.message());
+            if let Err(e) = self.reset_to_remote(&branch) {
+                tracing::warn!(
+                    "resetting {} to origin/{branch}: {}",
+                    self.shown,
+                    e.message()
+                );
             }
         }
         self.remove_untracked()?;
         fetched.map(|tip| tip.to_string())
     }
 
-    /// Deletes the files in the working tree that git does not track.
-    fn remove_untracked(&self) -> Result<(), GitError> {
+    /// The status of every file in the working tree that differs from HEAD, untracked files
+    /// included (one by one, not their folders).
+    fn worktree_statuses(&self, step: Step) -> Result<git2::Statuses<'_>, GitError> {
         let mut options = git2::StatusOptions::new();
         options.include_untracked(true).recurse_untracked_dirs(true);
-        let statuses = self
-            .repo
+        self.repo
             .statuses(Some(&mut options))
-            .map_err(|e| self.step_error(Step::Checkout, e.message()))?;
+            .map_err(|e| self.step_error(step, e.message()))
+    }
+
+    /// Deletes the files in the working tree that git does not track.
+    fn remove_untracked(&self) -> Result<(), GitError> {
+        let statuses = self.worktree_statuses(Step::Checkout)?;
         let workdir = self.workdir();
         for entry in statuses.iter() {
             if entry.status().contains(git2::Status::WT_NEW) {
@@ -701,14 +703,19 @@ impl Checkout {
             let mut options = fetch_options(&self.url, &creds);
             let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
             remote.fetch(&[refspec], Some(&mut options), None)?;
-            let tip = self
-                .repo
-                .refname_to_id(&format!("refs/remotes/origin/{branch}"))?;
-            let object = self.repo.find_object(tip, None)?;
-            self.repo.reset(&object, ResetType::Hard, None)?;
-            Ok(tip)
+            self.reset_to_remote(branch)
         };
         run().map_err(|e| self.step_error(Step::Fetch, &auth_hint(&e, &creds)))
+    }
+
+    /// Resets the clone hard to the last fetched tip of the branch; returns that tip.
+    fn reset_to_remote(&self, branch: &str) -> Result<Oid, git2::Error> {
+        let tip = self
+            .repo
+            .refname_to_id(&format!("refs/remotes/origin/{branch}"))?;
+        let object = self.repo.find_object(tip, None)?;
+        self.repo.reset(&object, ResetType::Hard, None)?;
+        Ok(tip)
     }
 }
 

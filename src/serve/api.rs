@@ -130,9 +130,12 @@ pub fn allow_list(patterns: &[String]) -> Result<Vec<Regex>, regex::Error> {
 mod tests {
     use super::*;
 
+    fn allowing(patterns: &[&str]) -> Vec<Regex> {
+        allow_list(&patterns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
     fn refusal(body: &str, allow: &[&str]) -> Refusal {
-        let allow = allow_list(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        job(body.as_bytes(), &allow).expect_err("refused")
+        job(body.as_bytes(), &allowing(allow)).expect_err("refused")
     }
 
     #[test]
@@ -191,8 +194,7 @@ mod tests {
         let allow = ["gcr.io/team/.*", "docker.io/library/nginx"];
         let ok =
             r#"{"image-references": ["gcr.io/team/app:2", "nginx:1.27"], "commit-message": "m"}"#;
-        let allow_re =
-            allow_list(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let allow_re = allowing(&allow);
         assert!(job(ok.as_bytes(), &allow_re).is_ok());
         let prefix_only = r#"{"image-references": ["gcr.io/team-b/app:2"], "commit-message": "m"}"#;
         let longer =

@@ -6,13 +6,13 @@
 //! thread, off the server's async runtime.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use axum::http::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::git::{Checkout, CommitSpec, GitError};
+use crate::git::{Checkout, CommitSpec, GitError, Outcome};
 use crate::registry::{Resolver, ResolverOptions};
 use crate::resolve::{Lookups, LookupsFailed, RegistryResolve};
 use crate::scan::Scanner;
@@ -104,7 +104,7 @@ pub fn start(checkout: Checkout, settings: Settings) -> io::Result<(Queue, JoinH
 fn run_job(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, Failed> {
     checkout.refresh().map_err(|e| Failed {
         status: StatusCode::BAD_GATEWAY,
-        message: chain(&e),
+        message: chain(e),
     })?;
     let result = update(checkout, settings, job);
     if result.is_err() {
@@ -149,8 +149,7 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
         email: settings.email.clone(),
         push: true,
     };
-    let mut files = Vec::new();
-    let outcome = checkout.update(Some(&spec), settings.dry_run, |workdir, dry_run| {
+    let outcome = checkout.update(Some(&spec), settings.dry_run, |_workdir, dry_run| {
         let options = UpdateOptions {
             rules: job.rules.clone(),
             dry_run,
@@ -162,58 +161,48 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
             resolve,
             &mut io::sink(),
         )?;
-        files = summary.paths.iter().map(|p| relative(workdir, p)).collect();
         Ok(summary.paths)
     });
+    // The git layer gives the files relative to the working tree's root.
+    let shown = |files: Vec<PathBuf>| files.iter().map(|f| f.display().to_string()).collect();
     match outcome {
-        Ok(crate::git::Outcome::Committed { id, .. }) => Ok(Done {
-            files,
+        Ok(Outcome::Committed { id, files, .. }) => Ok(Done {
+            files: shown(files),
             commit: Some(id),
         }),
-        Ok(crate::git::Outcome::DryRun(_)) => Ok(Done {
-            files,
+        Ok(Outcome::DryRun(files)) => Ok(Done {
+            files: shown(files),
             commit: None,
         }),
-        Ok(_) => Ok(Done::default()),
+        Ok(Outcome::NoChange | Outcome::NotCommitted(_)) => Ok(Done::default()),
         Err(e) => Err(failed(e)),
     }
-}
-
-/// A path below the working tree as the client should see it: relative, with `/`.
-fn relative(workdir: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(workdir).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// The status for a failed update: the registries or the git server refusing is a bad
 /// gateway; a branch that keeps moving is worth retrying later; the rest is ours.
 fn failed(err: GitError) -> Failed {
-    let mut message = chain(&err);
-    let status = match &err {
+    let (status, lookups) = match &err {
         GitError::Change { source, .. } => match source.downcast_ref::<UpdateError>() {
-            Some(UpdateError::Resolve(inner)) => {
-                if let Some(lookups) = inner.downcast_ref::<LookupsFailed>() {
-                    message = format!("{message}: {}", lookups.messages().join("; "));
-                }
-                StatusCode::BAD_GATEWAY
-            }
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            Some(UpdateError::Resolve(inner)) => (
+                StatusCode::BAD_GATEWAY,
+                inner
+                    .downcast_ref::<LookupsFailed>()
+                    .map(|l| l.messages().join("; ")),
+            ),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
         },
-        GitError::KeptMoving { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_GATEWAY,
+        GitError::KeptMoving { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
+        _ => (StatusCode::BAD_GATEWAY, None),
+    };
+    let message = match lookups {
+        Some(each) => format!("{}: {each}", chain(err)),
+        None => chain(err),
     };
     Failed { status, message }
 }
 
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
-    message
+/// The error and its causes, as the binary prints them (`{:#}`).
+fn chain(err: GitError) -> String {
+    format!("{:#}", anyhow::Error::from(err))
 }
