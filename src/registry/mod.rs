@@ -164,6 +164,18 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// No answer from the registry's token server.
+    #[error("{reference}: cannot reach the token server {token_server} of {registry}: {reason}")]
+    TokenServerUnreachable {
+        /// The reference.
+        reference: String,
+        /// The registry host asked.
+        registry: String,
+        /// The token server's host (and port), never its URL.
+        token_server: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Too many requests, and waiting was not enough or would take too long.
     #[error("{reference}: rate limited by {registry}{}", retry_after.map(|d| format!(" (Retry-After {}s)", d.as_secs())).unwrap_or_default())]
     RateLimited {
@@ -218,6 +230,12 @@ impl Error {
             Failure::Unreachable(reason) => Error::Unreachable {
                 reference,
                 registry,
+                reason,
+            },
+            Failure::TokenServerUnreachable { host, reason } => Error::TokenServerUnreachable {
+                reference,
+                registry,
+                token_server: host,
                 reason,
             },
             Failure::RateLimited(retry_after) => Error::RateLimited {
