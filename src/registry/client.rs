@@ -302,7 +302,7 @@ impl Client {
     ) -> Result<Arc<Vec<String>>, Failure> {
         #[derive(serde::Deserialize)]
         struct Page {
-            #[serde(default)]
+            #[serde(default, deserialize_with = "bounded_tags")]
             tags: Option<Vec<String>>,
         }
         let mut url = format!("{}/v2/{}/tags/list?n=1000", ep.base_url(), ep.repository);
@@ -325,8 +325,13 @@ impl Client {
             check_status(resp.status())?;
             let next = next_link(resp.headers(), &url);
             let body = read_body(resp, MAX_TAG_PAGE_BYTES, "a tag-list page", deadline).await?;
-            let parsed: Page = serde_json::from_slice(&body)
-                .map_err(|e| Failure::Protocol(format!("malformed tag list: {e}")))?;
+            let parsed: Page = serde_json::from_slice(&body).map_err(|e| {
+                if e.to_string().starts_with(TOO_MANY_TAGS) {
+                    too_many_tags()
+                } else {
+                    Failure::Protocol(format!("malformed tag list: {e}"))
+                }
+            })?;
             drop(body);
             let before = tags.len();
             for tag in parsed.tags.unwrap_or_default() {
@@ -338,10 +343,7 @@ impl Client {
                 if seen.insert(tag.clone()) {
                     tags.push(tag);
                     if tags.len() > MAX_TAGS {
-                        return Err(Failure::Protocol(format!(
-                            "the tag list has more than {MAX_TAGS} tags; cru does not choose \
-                             from an incomplete list"
-                        )));
+                        return Err(too_many_tags());
                     }
                 }
             }
@@ -828,6 +830,46 @@ fn next_link(headers: &HeaderMap, current: &str) -> Option<String> {
     None
 }
 
+const TOO_MANY_TAGS: &str = "more than the tag cap";
+
+fn too_many_tags() -> Failure {
+    Failure::Protocol(format!(
+        "the tag list has more than {MAX_TAGS} tags; cru does not choose from an incomplete list"
+    ))
+}
+
+/// A page's `tags` (an array or `null`), refused past `MAX_TAGS` entries as they are read,
+/// so that a page of millions of tiny tags is not held whole.
+fn bounded_tags<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct Tags;
+    impl<'de> serde::de::Visitor<'de> for Tags {
+        type Value = Option<Vec<String>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of tags")
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(tag) = seq.next_element::<String>()? {
+                if out.len() == MAX_TAGS {
+                    return Err(serde::de::Error::custom(TOO_MANY_TAGS));
+                }
+                out.push(tag);
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_any(Tags)
+}
+
 /// `scheme://host:port` of a URL, for messages (never its path or query).
 fn origin_of(url: &str) -> String {
     url::Url::parse(url).map_or_else(
@@ -1011,6 +1053,29 @@ mod tests {
             next_link(&h, "http://r:5000/v2/a/tags/list?n=2"),
             Some("http://r:5000/v2/a/tags/list?last=y".into())
         );
+    }
+
+    #[test]
+    fn one_page_past_the_tag_cap_is_refused_while_it_is_read() {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default, deserialize_with = "bounded_tags")]
+            tags: Option<Vec<String>>,
+        }
+        let page = |n: usize| {
+            let tags: Vec<String> = (0..n).map(|i| format!("\"{i}\"")).collect();
+            format!(r#"{{"tags":[{}]}}"#, tags.join(","))
+        };
+        let full: Page = serde_json::from_str(&page(MAX_TAGS)).unwrap();
+        assert_eq!(full.tags.map(|t| t.len()), Some(MAX_TAGS));
+        let e = serde_json::from_str::<Page>(&page(MAX_TAGS + 1))
+            .err()
+            .unwrap();
+        assert!(e.to_string().starts_with(TOO_MANY_TAGS), "{e}");
+        let none: Page = serde_json::from_str(r#"{"tags":null}"#).unwrap();
+        assert_eq!(none.tags, None);
+        let absent: Page = serde_json::from_str(r#"{"name":"x"}"#).unwrap();
+        assert_eq!(absent.tags, None);
     }
 
     #[test]
