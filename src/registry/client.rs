@@ -47,15 +47,15 @@ const MANIFEST_TYPES: [&str; 4] = [
 ];
 
 /// Pages of a tag list followed at most; a longer list fails the lookup.
-pub const MAX_TAG_PAGES: usize = 100;
+const MAX_TAG_PAGES: usize = 100;
 /// Tags of one repository at most, across all pages; a longer list fails the lookup.
-pub const MAX_TAGS: usize = 100_000;
+const MAX_TAGS: usize = 100_000;
 /// Largest manifest body read, as distribution limits manifests it accepts.
-pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// Largest tag-list page read (`MAX_TAGS` tags of the longest length fit).
-pub const MAX_TAG_PAGE_BYTES: usize = 16 << 20;
+const MAX_TAG_PAGE_BYTES: usize = 16 << 20;
 /// Largest token-endpoint answer read.
-pub const MAX_TOKEN_BYTES: usize = 1 << 20;
+const MAX_TOKEN_BYTES: usize = 1 << 20;
 
 /// How hard to try before giving up on a request.
 #[derive(Debug, Clone)]
@@ -746,7 +746,7 @@ fn is_transient(e: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_parse() || h.is_parse_too_large() || h.is_parse_status() || h.is_user() {
+            if h.is_parse() || h.is_parse_too_large() || h.is_parse_status() {
                 return false;
             }
         }
