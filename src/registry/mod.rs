@@ -8,6 +8,7 @@
 //! On a terminal, a [`progress`] bar counts the lookups done.
 //! It does not edit files or decide which references to resolve.
 
+mod answer;
 pub mod auth;
 pub mod client;
 pub mod config;
