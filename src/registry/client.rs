@@ -9,7 +9,7 @@
 //! deadline, bodies are capped while they stream, listed tags and digests must be well formed,
 //! a body is hashed only if it is a manifest, next-page links stay on the registry's origin,
 //! and credentials go to a token server only over HTTPS within the registry's own site
-//! (the pure checks of answers are in [`super::answer`], the realm rule in [`super::auth`]).
+//! (the pure checks of answers are in `registry/answer.rs`, the realm rule in [`super::auth`]).
 //! It never pushes, deletes, or pulls blobs.
 //!
 //! Why not `oci-client`: its `fetch_manifest_digest` falls back to a `GET` whenever the `HEAD`
