@@ -470,6 +470,14 @@ fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
             413,
             "length limit",
         ),
+        // Regression: git refused the NUL only at the commit, answered as a 502.
+        (
+            update(&["gcr.io/project/app:1.1"], "bump\0app")
+                .to_string()
+                .into_bytes(),
+            400,
+            "NUL",
+        ),
     ];
     for (body, expected, reason) in cases {
         let (status, answer) = service.post_raw(Some(TOKEN), body);
