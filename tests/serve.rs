@@ -703,3 +703,45 @@ fn the_port_comes_from_the_port_variable_when_not_given() {
     let _ = child.wait();
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_path_replaced_by_a_symlink_out_of_the_clone_is_refused_on_the_next_request() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let outside = env.path("host-folder");
+    std::fs::create_dir(&outside).unwrap();
+    let host_file = "spec:\n  image: gcr.io/project/app:1.0\n";
+    std::fs::write(outside.join("app.yaml"), host_file).unwrap();
+    let service = Service::start(&env, &bare, &["deploy"]);
+
+    // A commit replaces the PATH folder with a link to a folder on the service's host.
+    let other = env.path("other");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_dir_all(other.join("deploy")).unwrap();
+    std::os::unix::fs::symlink(&outside, other.join("deploy")).unwrap();
+    env.git(&other, &["add", "-A"]);
+    env.git(&other, &["commit", "-q", "-m", "deploy is a link"]);
+    env.git(&other, &["push", "-q", "origin", "main"]);
+    let before = env.rev(&bare, "main");
+
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "bump"));
+    assert_eq!(status, 409, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains("deploy") && message.contains("outside the repository"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("app.yaml")).unwrap(),
+        host_file
+    );
+    assert_eq!(env.rev(&bare, "main"), before);
+}

@@ -106,6 +106,19 @@ fn run_job(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, 
         status: StatusCode::BAD_GATEWAY,
         message: chain(e),
     })?;
+    // The branch's tip decides where a PATH leads: a commit can replace a folder with a
+    // symbolic link to anywhere on this host.
+    if let Some(path) = settings.paths.iter().find(|p| checkout.is_outside(p)) {
+        return Err(Failed {
+            status: StatusCode::CONFLICT,
+            message: format!(
+                "{}: leads outside the repository {} in the branch's tip (a symbolic link?); \
+                 nothing was changed",
+                path.display(),
+                checkout.shown()
+            ),
+        });
+    }
     let result = update(checkout, settings, job);
     if result.is_err() {
         // Whatever the job wrote or committed locally goes; the remote was never touched
