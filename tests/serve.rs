@@ -7,9 +7,11 @@ mod git_support;
 mod support;
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,39 @@ impl Service {
         args: &[&str],
         token: Option<&str>,
     ) -> Service {
-        let mut cmd = env.cru();
+        Service::launch(env.cru(), repository, args, token)
+    }
+
+    /// Starts `cru serve` as `start` does, under `ulimit -n files`.
+    fn start_with_open_files(
+        env: &Env,
+        repository: impl AsRef<OsStr>,
+        args: &[&str],
+        files: usize,
+    ) -> Service {
+        let cru = env.cru();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("ulimit -n {files} && exec \"$0\" \"$@\"")])
+            .arg(cru.get_program());
+        for (key, value) in cru.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        if let Some(dir) = cru.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(Stdio::null());
+        Service::launch(cmd, repository, args, Some(TOKEN))
+    }
+
+    fn launch(
+        mut cmd: Command,
+        repository: impl AsRef<OsStr>,
+        args: &[&str],
+        token: Option<&str>,
+    ) -> Service {
         cmd.args([
             "serve",
             "--listen",
@@ -118,6 +152,23 @@ impl Service {
             .expect("cru serve answers")
             .status()
             .as_u16()
+    }
+
+    /// Waits for `/healthz` to answer `expected` (its answers are kept a few seconds).
+    fn health_becomes(&self, expected: u16) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.health();
+            if status == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/healthz still answers {status}, not {expected}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn log(&self) -> String {
@@ -536,11 +587,11 @@ fn health_fails_when_the_repository_is_gone() {
     assert_eq!(service.health(), 200);
     let moved = env.path("moved.git");
     std::fs::rename(&bare, &moved).unwrap();
-    assert_eq!(service.health(), 503);
+    service.health_becomes(503);
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "m"));
     assert_eq!(status, 502, "{answer}");
     std::fs::rename(&moved, &bare).unwrap();
-    assert_eq!(service.health(), 200);
+    service.health_becomes(200);
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "m"));
     assert_eq!(status, 200, "{answer}");
 }
@@ -667,7 +718,7 @@ fn a_password_in_the_repository_url_is_never_answered_or_logged() {
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.2"], "gone"));
     assert_eq!(status, 502, "{answer}");
     assert!(!answer.to_string().contains(password), "{answer}");
-    assert_eq!(service.health(), 503);
+    service.health_becomes(503);
     let log = service.log();
     assert!(!log.contains(password), "{log}");
     assert!(!log.contains(TOKEN), "{log}");
@@ -702,6 +753,79 @@ fn the_port_comes_from_the_port_variable_when_not_given() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, 200);
+}
+
+/// A TCP proxy in front of a real git server that counts the connections it is given and,
+/// once told to stall, accepts new ones and never answers: what a hung git server does.
+struct GitProxy {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    stall: Arc<AtomicBool>,
+}
+
+impl GitProxy {
+    fn start(upstream: u16) -> GitProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stall = Arc::new(AtomicBool::new(false));
+        let (counted, stalling) = (connections.clone(), stall.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                counted.fetch_add(1, Ordering::SeqCst);
+                if stalling.load(Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        GitProxy {
+            port,
+            connections,
+            stall,
+        }
+    }
+
+    fn url(&self, repository: &str) -> String {
+        format!("git://127.0.0.1:{}/{repository}", self.port)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    fn stall(&self) {
+        self.stall.store(true, Ordering::SeqCst);
+    }
+}
+
+/// This process's soft limit on open files.
+fn open_files_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -743,5 +867,133 @@ fn a_path_replaced_by_a_symlink_out_of_the_clone_is_refused_on_the_next_request(
         std::fs::read_to_string(outside.join("app.yaml")).unwrap(),
         host_file
     );
+    assert_eq!(env.rev(&bare, "main"), before);
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn half_sent_requests_neither_keep_clients_out_nor_stay_open() {
+    // The case: 1,100 half-sent requests against a service allowed 1,024 open files.
+    // This process holds them all, so it needs that many descriptors itself.
+    let count = 1100.min(open_files_limit().saturating_sub(100));
+    eprintln!("holding {count} half-sent requests");
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let service = Service::start_with_open_files(&env, &bare, &[], 1024);
+    let addr = service.base.trim_start_matches("http://").to_string();
+    let mut half_open: Vec<TcpStream> = (0..count)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream.write_all(b"GET /healthz HT").unwrap();
+            stream
+        })
+        .collect();
+
+    // Answered while they are held: well before the 10 s the service gives a request head.
+    let client = Client::builder()
+        .timeout(Duration::from_secs(8))
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{}/healthz", service.base))
+        .send()
+        .expect("answered despite the half-sent requests");
+    assert_eq!(health.status().as_u16(), 200);
+    // A kept-alive connection left idle after its request is closed too.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: cru\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    half_open.push(idle);
+
+    // Every one of them is closed by the service: made room for others, or timed out.
+    for stream in &mut half_open {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a half-sent request is still open: {e}"),
+        }
+    }
+}
+
+#[test]
+fn health_checks_share_one_probe_of_the_git_server() {
+    let env = Env::new();
+    env.bare_repo("remote", FILES, &[]);
+    let daemon = env.git_daemon(env.dir.path());
+    let proxy = GitProxy::start(daemon.port);
+    let service = Service::start(&env, proxy.url("remote.git"), &[]);
+    let before = proxy.connections();
+
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50).map(|_| scope.spawn(|| service.health())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let probes = proxy.connections() - before;
+    assert!(
+        (1..=2).contains(&probes),
+        "50 health checks made {probes} git connections"
+    );
+}
+
+#[test]
+fn a_stalling_git_server_fails_health_answers_every_request_and_lets_the_service_stop() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let before = env.rev(&bare, "main");
+    let daemon = env.git_daemon(env.dir.path());
+    let proxy = GitProxy::start(daemon.port);
+    let mut service = Service::start(&env, proxy.url("remote.git"), &["--request-timeout", "2"]);
+    assert_eq!(service.health(), 200);
+
+    proxy.stall();
+    // The first request's fetch hangs; the second waits behind it. Both are answered.
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| service.post(&update(&["gcr.io/project/app:1.1"], "one")));
+        std::thread::sleep(Duration::from_millis(300));
+        let second = scope.spawn(|| service.post(&update(&["bitnami/nginx:1.25"], "two")));
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    assert_eq!(first.0, 504, "{}", first.1);
+    assert!(
+        first.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish"),
+        "{}",
+        first.1
+    );
+    assert_eq!(second.0, 503, "{}", second.1);
+    assert!(
+        second.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{}",
+        second.1
+    );
+    // While the worker is stuck, health says so and new requests are refused at once.
+    assert_eq!(service.health(), 503);
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.2"], "three"));
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("has been on one request"),
+        "{answer}"
+    );
+
+    // SIGTERM ends the service after its grace period, saying what it abandoned.
+    let code = service.terminate();
+    assert_eq!(code, 3, "{}", service.log());
+    service.log_line(&["abandoning the update in progress"]);
     assert_eq!(env.rev(&bare, "main"), before);
 }
