@@ -280,7 +280,8 @@ pub struct ServeArgs {
     pub max_connections: u32,
 
     /// How long a request waits for its update, in seconds: 503 if it has not started by
-    /// then, 504 if it has not finished; also the grace period at shutdown.
+    /// then, 504 if it has not finished; also the time a client has to send a body, and the
+    /// grace period at shutdown.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: u64,
 

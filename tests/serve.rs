@@ -997,3 +997,84 @@ fn a_stalling_git_server_fails_health_answers_every_request_and_lets_the_service
     service.log_line(&["abandoning the update in progress"]);
     assert_eq!(env.rev(&bare, "main"), before);
 }
+
+/// Connects to the service and sends `bytes`, leaving the connection open.
+fn send_partial(service: &Service, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(service.base.trim_start_matches("http://")).unwrap();
+    stream.write_all(bytes).unwrap();
+    stream
+}
+
+#[test]
+fn a_body_that_does_not_arrive_in_time_answers_408() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let before = env.rev(&bare, "main");
+    let service = Service::start(&env, &bare, &["--request-timeout", "1"]);
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: cru\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"image-"
+    );
+    let mut stream = send_partial(&service, head.as_bytes());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+    assert_eq!(env.rev(&bare, "main"), before);
+}
+
+#[test]
+fn the_connection_limit_is_lowered_to_fit_the_open_file_limit() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let service = Service::start_with_open_files(&env, &bare, &[], 256);
+    service.log_line(&[
+        "--max-connections 512",
+        "open-file limit (256)",
+        "using 192",
+    ]);
+    assert_eq!(service.health(), 200);
+}
+
+#[test]
+fn sigterm_with_half_sent_requests_open_still_exits() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let mut service = Service::start(&env, &bare, &[]);
+    let _half_open: Vec<TcpStream> = (0..5)
+        .map(|_| send_partial(&service, b"GET /healthz HT"))
+        .collect();
+    let _idle = send_partial(&service, b"");
+    assert_eq!(service.health(), 200);
+    assert_eq!(service.terminate(), 0, "{}", service.log());
+    service.log_line(&["stopped"]);
+}
+
+#[test]
+fn a_probe_stuck_on_a_stalling_git_server_is_never_joined_by_another() {
+    let env = Env::new();
+    env.bare_repo("remote", FILES, &[]);
+    let daemon = env.git_daemon(env.dir.path());
+    let proxy = GitProxy::start(daemon.port);
+    let service = Service::start(&env, proxy.url("remote.git"), &[]);
+    proxy.stall();
+    let before = proxy.connections();
+
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20).map(|_| scope.spawn(|| service.health())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    // Past the time an answer is kept, the stuck probe still blocks a new one.
+    let until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < until {
+        assert_eq!(service.health(), 503);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(proxy.connections() - before, 1, "one probe, stuck");
+    service.log_line(&["has not returned yet"]);
+}

@@ -172,8 +172,9 @@ pub async fn serve(
             },
         );
         let app = app.clone();
+        let counted = busy.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let in_request = Busy::new(&busy);
+            let in_request = Busy::new(&counted);
             let app = app.clone();
             async move {
                 let response = app.oneshot(request.map(Body::new)).await;
@@ -192,8 +193,12 @@ pub async fn serve(
                 _ = connection.as_mut() => {}
                 _ = closed => {}
                 _ = async { stopping.wait_for(|stop| *stop).await.is_ok() } => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+                    // A connection in a request gets its answer; a half-sent or idle one
+                    // is closed now, not when its header timeout ends.
+                    if busy.load(Ordering::Acquire) > 0 {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
                 }
             }
             open.lock().remove(&id);

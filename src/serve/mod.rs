@@ -94,9 +94,6 @@ pub enum ServeError {
 /// connection may stay idle.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a client may take to send a request's body.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-
 struct AppState {
     queue: Queue,
     /// SHA-256 of the token: compared in constant time, whatever the lengths.
@@ -105,6 +102,8 @@ struct AppState {
     /// The repository as shown in answers, redacted.
     shown: String,
     health: Health,
+    /// How long a client may take to send a request's body: `--request-timeout`.
+    body_timeout: Duration,
 }
 
 /// What a request did, for its log line.
@@ -151,6 +150,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         allow: options.allow,
         shown: shown.clone(),
         health: Health::new(options.repository, shown.clone(), branch.clone()),
+        body_timeout: grace,
     });
     let app = router(state, options.max_body);
     let limits = listen::Limits {
@@ -286,7 +286,8 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
 }
 
 async fn update(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let body = match tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(request, &())).await {
+    let within = state.body_timeout;
+    let body = match tokio::time::timeout(within, Bytes::from_request(request, &())).await {
         Ok(Ok(body)) => body,
         Ok(Err(rejection)) => return error(rejection.status(), rejection.body_text()),
         Err(_) => {
@@ -294,7 +295,7 @@ async fn update(State(state): State<Arc<AppState>>, request: Request) -> Respons
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "the request body did not arrive within {} s",
-                    BODY_TIMEOUT.as_secs()
+                    within.as_secs()
                 ),
             )
         }
