@@ -894,11 +894,16 @@ fn half_sent_requests_neither_keep_clients_out_nor_stay_open() {
         .timeout(Duration::from_secs(8))
         .build()
         .unwrap();
+    let asked = Instant::now();
     let health = client
         .get(format!("{}/healthz", service.base))
         .send()
         .expect("answered despite the half-sent requests");
     assert_eq!(health.status().as_u16(), 200);
+    eprintln!(
+        "/healthz answered in {} ms beside them",
+        asked.elapsed().as_millis()
+    );
     // A kept-alive connection left idle after its request is closed too.
     let mut idle = TcpStream::connect(&addr).unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: cru\r\n\r\n")

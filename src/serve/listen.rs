@@ -154,10 +154,13 @@ pub async fn serve(
             },
         };
         if open.lock().len() >= limits.max_connections && !open.close_oldest_idle() {
-            tracing::debug!(
-                "{} connections, all in a request: closing a new one",
-                limits.max_connections
-            );
+            if warned.map_or(true, |at| at.elapsed() > Duration::from_secs(10)) {
+                tracing::warn!(
+                    "{} connections open (--max-connections), all in a request: closing new ones",
+                    limits.max_connections
+                );
+                warned = Some(Instant::now());
+            }
             continue;
         }
         let id = next_id;
