@@ -331,8 +331,10 @@ async fn update(State(state): State<Arc<AppState>>, request: Request) -> Respons
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     // A worker stuck on a stalling git server or registry serves nobody, whatever the probe.
+    // Logged at debug only: the endpoint needs no token, so its lines could flood the log; the
+    // overrunning request logs its own failure.
     if let Some(running) = state.queue.stuck() {
-        tracing::warn!(
+        tracing::debug!(
             "health check: the update worker has been on one request for {} s",
             running.as_secs()
         );
