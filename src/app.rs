@@ -438,6 +438,7 @@ fn run_serve(args: ServeArgs) -> Result<Status, Error> {
         token,
         allow,
         max_body: args.max_body,
+        max_connections: args.max_connections as usize,
         worker: serve::worker::Settings {
             dry_run: args.dry_run,
             paths: args.scan.paths,
@@ -445,6 +446,7 @@ fn run_serve(args: ServeArgs) -> Result<Status, Error> {
             registry,
             name: args.username,
             email: args.email,
+            request_timeout: std::time::Duration::from_secs(args.request_timeout),
         },
     })?;
     Ok(Status::Success)

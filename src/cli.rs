@@ -275,6 +275,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub max_body: usize,
 
+    /// The most connections open at once; past it the oldest idle one is closed.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// How long a request waits for its update, in seconds: 503 if it has not started by
+    /// then, 504 if it has not finished; also the time a client has to send a body, and the
+    /// grace period at shutdown.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub registry: RegistryArgs,
