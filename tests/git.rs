@@ -6,7 +6,7 @@ mod git_support;
 
 use std::path::Path;
 
-use git_support::{run, Env};
+use git_support::{request_path, run, Answer, Env, Fake};
 
 const FILES: &[(&str, &str)] = &[
     ("deploy/app.yaml", "image: bitnami/nginx:1.24\n"),
@@ -772,4 +772,110 @@ fn pushes_over_https_and_checks_the_certificate() {
     );
     let subject = env.git(&bare, &["log", "-1", "--format=%s", "main"]);
     assert_eq!(subject.trim(), "over https");
+}
+
+/// Sends every request to the same path on `port`.
+fn redirect_to(head: &str, port: u16) -> String {
+    format!(
+        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}{}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        request_path(head)
+    )
+}
+
+/// Asks for basic auth, whatever the request.
+fn ask_for_password(_head: &str, _: u16) -> String {
+    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+     Content-Length: 0\r\nConnection: close\r\n\r\n"
+        .to_string()
+}
+
+#[test]
+fn credentials_are_not_sent_to_the_other_origin_a_redirect_points_at() {
+    let env = Env::new();
+    let password = "s3cret-Redirect";
+    // A different port is a different origin, as another host would be.
+    let elsewhere = Fake::start(Answer::Http(ask_for_password), 0);
+    let redirector = Fake::start(Answer::Http(redirect_to), elsewhere.port);
+    let url = format!(
+        "http://alice:{password}@127.0.0.1:{}/git/remote.git",
+        redirector.port
+    );
+    let (code, out, err) = run(env.cru().args(["list", "--repository", &url]));
+    assert_eq!(code, 3, "{err}");
+    let asked = elsewhere.requests();
+    assert!(!asked.is_empty(), "the redirect was followed: {err}");
+    for head in &asked {
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization:"),
+            "credentials went to the other origin: {head}"
+        );
+    }
+    assert!(err.contains("only to its own"), "{err}");
+    assert!(!out.contains(password) && !err.contains(password), "{err}");
+}
+
+/// Every file under `dir` that holds `secret`.
+fn files_holding(dir: &Path, secret: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if String::from_utf8_lossy(&std::fs::read(&path).unwrap()).contains(secret) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_clone_is_private_and_stores_no_password_yet_fetches_and_pushes_with_it() {
+    use cru::git::{Checkout, CommitSpec, Outcome};
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let password = "s3cret-Pa55word";
+    let server = env.http_git(env.dir.path(), "alice", password);
+    let url = format!(
+        "http://alice:{password}@127.0.0.1:{}/git/remote.git",
+        server.port
+    );
+    let checkout = Checkout::clone(&url, None).unwrap();
+    let root = checkout.workdir().to_path_buf();
+    for dir in [&root, root.parent().unwrap()] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is mode {mode:o}", dir.display());
+    }
+    let config = std::fs::read_to_string(root.join(".git/config")).unwrap();
+    assert!(
+        config.contains(&format!(
+            "url = http://127.0.0.1:{}/git/remote.git",
+            server.port
+        )),
+        "{config}"
+    );
+    assert_eq!(files_holding(&root, password), Vec::<String>::new());
+
+    // Fetching and pushing still authenticate, with the password from memory.
+    checkout.refresh().unwrap();
+    let spec = CommitSpec {
+        message: "from memory".into(),
+        ..CommitSpec::default()
+    };
+    let outcome = checkout
+        .update(Some(&spec), false, |workdir, _| {
+            std::fs::write(workdir.join("README.md"), "changed\n")?;
+            Ok(vec!["README.md".into()])
+        })
+        .unwrap();
+    assert!(
+        matches!(outcome, Outcome::Committed { pushed: true, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(env.show(&bare, "main", "README.md"), "changed\n");
+    assert_eq!(files_holding(&root, password), Vec::<String>::new());
 }

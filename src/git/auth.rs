@@ -72,12 +72,25 @@ impl Credentials {
         }
     }
 
-    /// libgit2's credentials callback: the next source not tried yet, or an error naming them.
+    /// libgit2's credentials callback for `asked` (the URL the transport is talking to): the
+    /// next source not tried yet, or an error naming them. Every source holds credentials for
+    /// the repository's own origin, so none is given to another one (a server that redirected
+    /// elsewhere).
     pub fn next(
         &mut self,
+        asked: &str,
         username_from_url: Option<&str>,
         allowed: CredentialType,
     ) -> Result<Cred, git2::Error> {
+        if !gurl::same_origin(asked, &self.url) {
+            return Err(git2::Error::from_str(&format!(
+                "the server sent cru on to {} (a redirect?), which asks for credentials: cru \
+                 gives a repository's credentials only to its own scheme, host and port ({}); \
+                 use the URL the repository really lives at",
+                gurl::redact_url(&gurl::without_userinfo(asked)),
+                origin_text(&self.url)
+            )));
+        }
         self.calls += 1;
         if self.calls > MAX_CALLS {
             return Err(git2::Error::from_str(&format!(
@@ -194,6 +207,14 @@ impl Credentials {
             }
         }
         None
+    }
+}
+
+/// `scheme://host:port` of a URL, for messages.
+fn origin_text(url: &str) -> String {
+    match gurl::origin(url) {
+        Some((scheme, host, port)) => format!("{scheme}://{host}:{port}"),
+        None => gurl::redact_url(url),
     }
 }
 
@@ -355,10 +376,11 @@ Host *
     #[test]
     fn exhausted_sources_are_named_without_secrets() {
         let mut creds = Credentials::new("https://alice:s3cret@127.0.0.1:1/r.git", None);
-        let first = creds.next(Some("alice"), CredentialType::USER_PASS_PLAINTEXT);
+        let asked = "https://127.0.0.1:1/r.git";
+        let first = creds.next(asked, Some("alice"), CredentialType::USER_PASS_PLAINTEXT);
         assert!(first.is_ok());
         let err = loop {
-            match creds.next(Some("alice"), CredentialType::USER_PASS_PLAINTEXT) {
+            match creds.next(asked, Some("alice"), CredentialType::USER_PASS_PLAINTEXT) {
                 Ok(_) => continue,
                 Err(e) => break e,
             }
@@ -366,5 +388,26 @@ Host *
         assert!(err.message().contains("user:password in the URL"), "{err}");
         assert!(!err.message().contains("s3cret"));
         assert!(!format!("{creds:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn no_credential_goes_to_another_origin() {
+        let mut creds = Credentials::new("http://alice:s3cret@127.0.0.1:8080/r.git", None);
+        for other in [
+            "http://127.0.0.1:8081/r.git",
+            "https://127.0.0.1:8080/r.git",
+            "http://evil.example/r.git",
+        ] {
+            let err = creds
+                .next(other, Some("alice"), CredentialType::USER_PASS_PLAINTEXT)
+                .err()
+                .expect("refused");
+            assert!(err.message().contains("only to its own"), "{err}");
+            assert!(!err.message().contains("s3cret"), "{err}");
+        }
+        let own = "http://127.0.0.1:8080/r.git/info/refs";
+        assert!(creds
+            .next(own, None, CredentialType::USER_PASS_PLAINTEXT)
+            .is_ok());
     }
 }

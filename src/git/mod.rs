@@ -261,18 +261,25 @@ impl Checkout {
             branch: branch.map(str::to_string),
             message: url::scrub(message, url),
         };
+        // Private: the clone is the user's repository, readable by nobody else on the machine.
         let temp = tempfile::Builder::new()
             .prefix("cru-clone-")
             .tempdir()
+            .and_then(|t| make_private(t.path()).map(|()| t))
             .map_err(|e| fail(Step::Clone, &format!("creating a temporary directory: {e}")))?;
         let creds = RefCell::new(auth::Credentials::new(
             url,
             git2::Config::open_default().ok(),
         ));
+        // The remote URL kept in `.git/config` holds no secret: they stay in memory and reach
+        // the server through the credentials callback only.
+        let dir = temp.path().join("repo");
         let cloned = RepoBuilder::new()
             .fetch_options(fetch_options(url, &creds))
-            .clone(url, &temp.path().join("repo"));
+            .clone(&url::connect_url(url), &dir);
         let repo = cloned.map_err(|e| fail(Step::Clone, &auth_hint(&e, &creds)))?;
+        make_private(&dir)
+            .map_err(|e| fail(Step::Clone, &format!("making the clone private: {e}")))?;
         tracing::info!("cloned {shown}");
 
         let branch = match branch {
@@ -719,6 +726,20 @@ impl Checkout {
     }
 }
 
+/// Makes a folder readable by its owner only (mode 0700).
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
 /// Why a push did not land, as [`Checkout::update`] needs to know it.
 enum Rejection {
     /// The branch moved: update again from the new tip.
@@ -804,7 +825,7 @@ pub fn probe(url: &str, branch: &str) -> Result<(), GitError> {
         git2::Config::open_default().ok(),
     ));
     let run = || -> Result<bool, git2::Error> {
-        let mut remote = git2::Remote::create_detached(url)?;
+        let mut remote = git2::Remote::create_detached(url::connect_url(url))?;
         let connection = remote.connect_auth(
             git2::Direction::Fetch,
             Some(transport::callbacks(&creds)),

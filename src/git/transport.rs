@@ -27,7 +27,7 @@ fn shallow(url: &str) -> bool {
 
 pub(super) fn callbacks<'a>(creds: &'a RefCell<auth::Credentials>) -> RemoteCallbacks<'a> {
     let mut callbacks = RemoteCallbacks::new();
-    callbacks.credentials(move |_url, user, allowed| creds.borrow_mut().next(user, allowed));
+    callbacks.credentials(move |url, user, allowed| creds.borrow_mut().next(url, user, allowed));
     callbacks
 }
 
@@ -66,14 +66,15 @@ pub(super) fn auth_hint(err: &git2::Error, creds: &RefCell<auth::Credentials>) -
 }
 
 /// Pushes over the network with libgit2, checking the server's verdict on the reference:
-/// libgit2 returns Ok even when the server refuses it.
+/// libgit2 returns Ok even when the server refuses it. libgit2 gets `url` without its
+/// secrets; they come from the credentials callback.
 pub(super) fn push_network(repo: &Repository, url: &str, refspec: &str) -> Result<(), Pushed> {
     let creds = RefCell::new(auth::Credentials::new(url, repo.config().ok()));
     let refused: RefCell<Option<String>> = RefCell::new(None);
     let said = RefCell::new(String::new());
     let result = {
         let mut remote = repo
-            .remote_anonymous(url)
+            .remote_anonymous(&url::connect_url(url))
             .map_err(|e| Pushed::Error(e.message().to_string()))?;
         let mut callbacks = callbacks(&creds);
         callbacks.push_update_reference(|refname, status| {
