@@ -879,3 +879,49 @@ fn a_clone_is_private_and_stores_no_password_yet_fetches_and_pushes_with_it() {
     assert_eq!(env.show(&bare, "main", "README.md"), "changed\n");
     assert_eq!(files_holding(&root, password), Vec::<String>::new());
 }
+
+/// `git clone` of `bare` into a working tree `name`.
+fn work_clone(env: &Env, bare: &Path, name: &str) -> std::path::PathBuf {
+    let work = env.path(name);
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    work
+}
+
+#[test]
+fn changes_without_commit_end_with_the_go_tools_skipping_line() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = work_clone(&env, &bare, "work");
+    let line = "INFO: no commit message, skipping commit and push";
+    let update = |repository: &str, tag: &str, extra: &[&str]| {
+        run(env
+            .cru()
+            .args(["update", "--repository", repository, "--image-reference"])
+            .arg(format!("bitnami/nginx:{tag}"))
+            .args(extra))
+    };
+    for repository in [file_url(&bare), work.display().to_string()] {
+        let (code, _, err) = update(&repository, "1.25", &[]);
+        assert_eq!(code, 0, "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.ends_with(line), "{repository}: {err}");
+    }
+    // No change, a dry run or a commit: nothing is skipped.
+    for extra in [&[][..], &["--dry-run"], &["--commit", "bump"]] {
+        let tag = if extra.is_empty() { "1.25" } else { "1.26" };
+        if extra.first() == Some(&"--commit") {
+            env.git(&work, &["checkout", "--", "."]);
+        }
+        let (code, _, err) = update(work.to_str().unwrap(), tag, extra);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains(line), "{extra:?}: {err}");
+    }
+}
