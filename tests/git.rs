@@ -844,7 +844,7 @@ fn a_clone_is_private_and_stores_no_password_yet_fetches_and_pushes_with_it() {
         "http://alice:{password}@127.0.0.1:{}/git/remote.git",
         server.port
     );
-    let checkout = Checkout::clone(&url, None).unwrap();
+    let checkout = Checkout::clone_with(&url, None, TIMEOUTS).unwrap();
     let root = checkout.workdir().to_path_buf();
     for dir in [&root, root.parent().unwrap()] {
         let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
@@ -924,4 +924,132 @@ fn changes_without_commit_end_with_the_go_tools_skipping_line() {
         assert_eq!(code, 0, "{err}");
         assert!(!err.contains(line), "{extra:?}: {err}");
     }
+}
+
+/// The bounds of every in-process git operation in these tests: libgit2 keeps the connect
+/// and stall timeouts per process, so all use the same ones.
+const TIMEOUTS: cru::git::Timeouts = cru::git::Timeouts {
+    connect: std::time::Duration::from_secs(5),
+    stall: std::time::Duration::from_secs(3),
+    total: std::time::Duration::from_secs(60),
+};
+
+/// Runs `op` on a thread; its error, or a failure when it is still running after `limit`.
+fn fails_within<T: Send + 'static>(
+    what: &str,
+    limit: std::time::Duration,
+    op: impl FnOnce() -> Result<T, cru::git::GitError> + Send + 'static,
+) -> std::thread::JoinHandle<String> {
+    let what = what.to_string();
+    std::thread::spawn(move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(op().err().map(|e| e.to_string()));
+        });
+        match rx.recv_timeout(limit) {
+            Ok(Some(message)) => message,
+            Ok(None) => panic!("{what}: succeeded against a server that never answers"),
+            Err(_) => panic!("{what}: still waiting after {limit:?}"),
+        }
+    })
+}
+
+#[test]
+fn git_network_operations_against_a_stalling_server_fail_within_the_bound() {
+    use cru::git::{probe_with, Checkout, CommitSpec};
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let silent = Fake::start(Answer::Bytes(b""), 0);
+    let http_head = Fake::start(
+        Answer::Bytes(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-git-"),
+        0,
+    );
+    let ssh_banner = Fake::start(Answer::Bytes(b"SSH-2.0-OpenSSH_9.6\r\n"), 0);
+    let limit = TIMEOUTS.stall * 10;
+
+    // A clone whose origin then stalls (fetch), and a working tree whose upstream stalls (push).
+    let clone = Checkout::clone_with(&file_url(&bare), None, TIMEOUTS).unwrap();
+    let stalling = format!("git://127.0.0.1:{}/remote.git", silent.port);
+    env.git(clone.workdir(), &["remote", "set-url", "origin", &stalling]);
+    let work = work_clone(&env, &bare, "work");
+    env.git(&work, &["remote", "set-url", "origin", &stalling]);
+    let local = Checkout::new_with(work.to_str().unwrap(), None, TIMEOUTS).unwrap();
+
+    let port = |f: &Fake| f.port;
+    let mut waits = Vec::new();
+    for (what, url) in [
+        (
+            "http, silent",
+            format!("http://127.0.0.1:{}/r.git", port(&silent)),
+        ),
+        (
+            "http, half a head",
+            format!("http://127.0.0.1:{}/r.git", port(&http_head)),
+        ),
+        (
+            "git://, silent",
+            format!("git://127.0.0.1:{}/r.git", port(&silent)),
+        ),
+        (
+            "ssh, banner only",
+            format!("ssh://git@127.0.0.1:{}/r.git", port(&ssh_banner)),
+        ),
+    ] {
+        let u = url.clone();
+        waits.push((
+            format!("clone over {what}"),
+            fails_within(what, limit, move || {
+                Checkout::clone_with(&u, None, TIMEOUTS)
+            }),
+        ));
+        waits.push((
+            format!("probe over {what}"),
+            fails_within(what, limit, move || probe_with(&url, "main", TIMEOUTS)),
+        ));
+    }
+    for (what, wait) in waits {
+        let message = wait.join().unwrap();
+        assert!(
+            message.contains("cru's git stall timeout"),
+            "{what}: {message}"
+        );
+        assert!(message.contains("3 s"), "{what}: {message}");
+    }
+
+    let fetched = clone.refresh().unwrap_err().to_string();
+    assert!(fetched.starts_with("fetch failed"), "{fetched}");
+    assert!(fetched.contains("cru's git stall timeout"), "{fetched}");
+    let spec = CommitSpec {
+        message: "bump".into(),
+        push: true,
+        ..CommitSpec::default()
+    };
+    let pushed = local
+        .update(Some(&spec), false, |workdir, _| {
+            std::fs::write(workdir.join("README.md"), "changed\n")?;
+            Ok(vec!["README.md".into()])
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(pushed.starts_with("push failed"), "{pushed}");
+    assert!(pushed.contains("cru's git stall timeout"), "{pushed}");
+}
+
+#[test]
+fn a_git_operation_past_its_total_deadline_is_stopped() {
+    let env = Env::new();
+    let _bare = env.bare_repo("remote", FILES, &[]);
+    let daemon = env.git_daemon(env.dir.path());
+    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
+    let none = cru::git::Timeouts {
+        total: std::time::Duration::ZERO,
+        ..TIMEOUTS
+    };
+    let err = cru::git::Checkout::clone_with(&url, None, none)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with(": gave up after 0 ms, cru's limit for one git network operation"),
+        "{err}"
+    );
 }

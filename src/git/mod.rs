@@ -10,6 +10,7 @@
 //! connecting and pushing in `transport`, URL handling in [`url`].
 
 mod auth;
+mod deadline;
 mod transport;
 pub mod url;
 
@@ -21,7 +22,9 @@ use std::time::Duration;
 
 use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType, Signature};
 
-use transport::{auth_hint, fetch_options, push_local, push_network, Pushed};
+use deadline::Deadline;
+pub use deadline::Timeouts;
+use transport::{fetch_options, hint, push_local, push_network, Pushed};
 pub use url::{redact_url, Location};
 
 /// How often an update is re-applied on a branch that keeps moving before cru gives up. Each
@@ -182,6 +185,7 @@ pub struct Checkout {
     shown: String,
     branch: Option<String>,
     remote: bool,
+    timeouts: Timeouts,
     // Declared last so the repository is closed before its directory is removed.
     _temp: Option<tempfile::TempDir>,
 }
@@ -198,15 +202,30 @@ impl fmt::Debug for Checkout {
 
 impl Checkout {
     /// Opens `--repository`: a local working tree in place, a URL cloned with `branch` checked
-    /// out (default: the remote's default branch).
+    /// out (default: the remote's default branch). Network operations get the default
+    /// [`Timeouts`].
     pub fn new(repository: &str, branch: Option<&str>) -> Result<Checkout, GitError> {
+        Checkout::new_with(repository, branch, Timeouts::default())
+    }
+
+    /// As [`Checkout::new`], with every network operation (the clone, later fetches and
+    /// pushes) bounded by `timeouts`.
+    pub fn new_with(
+        repository: &str,
+        branch: Option<&str>,
+        timeouts: Timeouts,
+    ) -> Result<Checkout, GitError> {
         match Location::parse(repository) {
             // A bare repository on disk has no working tree to update: clone it like a URL.
             Location::Path(path) if Repository::open_bare(&path).is_ok() => {
-                Checkout::clone(repository, branch)
+                Checkout::clone_with(repository, branch, timeouts)
             }
-            Location::Path(path) => Checkout::open(&path, branch),
-            Location::Remote(url) => Checkout::clone(&url, branch),
+            Location::Path(path) => {
+                let mut checkout = Checkout::open(&path, branch)?;
+                checkout.timeouts = timeouts;
+                Ok(checkout)
+            }
+            Location::Remote(url) => Checkout::clone_with(&url, branch, timeouts),
         }
     }
 
@@ -248,12 +267,24 @@ impl Checkout {
             shown,
             branch: current,
             remote: false,
+            timeouts: Timeouts::default(),
             _temp: None,
         })
     }
 
-    /// Clones `url` into a temporary directory and checks out `branch`.
+    /// Clones `url` into a temporary directory and checks out `branch`, with the default
+    /// [`Timeouts`].
     pub fn clone(url: &str, branch: Option<&str>) -> Result<Checkout, GitError> {
+        Checkout::clone_with(url, branch, Timeouts::default())
+    }
+
+    /// As [`Checkout::clone`], with the clone and every later fetch and push bounded by
+    /// `timeouts`.
+    pub fn clone_with(
+        url: &str,
+        branch: Option<&str>,
+        timeouts: Timeouts,
+    ) -> Result<Checkout, GitError> {
         let shown = redact_url(url);
         let fail = |step: Step, message: &str| GitError::Step {
             step,
@@ -274,10 +305,11 @@ impl Checkout {
         // The remote URL kept in `.git/config` holds no secret: they stay in memory and reach
         // the server through the credentials callback only.
         let dir = temp.path().join("repo");
+        let deadline = Deadline::start(&timeouts);
         let cloned = RepoBuilder::new()
-            .fetch_options(fetch_options(url, &creds))
+            .fetch_options(fetch_options(url, &creds, deadline))
             .clone(&url::connect_url(url), &dir);
-        let repo = cloned.map_err(|e| fail(Step::Clone, &auth_hint(&e, &creds)))?;
+        let repo = cloned.map_err(|e| fail(Step::Clone, &hint(&e, &creds, &deadline)))?;
         make_private(&dir)
             .map_err(|e| fail(Step::Clone, &format!("making the clone private: {e}")))?;
         tracing::info!("cloned {shown}");
@@ -323,6 +355,7 @@ impl Checkout {
             shown,
             branch: Some(branch),
             remote: true,
+            timeouts,
             _temp: Some(temp),
         })
     }
@@ -592,7 +625,7 @@ impl Checkout {
             Location::Remote(_) => None,
         }) {
             Some(dir) => push_local(&self.repo, &dir, id, &dst),
-            None => push_network(&self.repo, &url, &format!("{id}:{dst}")),
+            None => push_network(&self.repo, &url, &format!("{id}:{dst}"), &self.timeouts),
         };
         let shown = redact_url(&url);
         let fail = |message: String| {
@@ -705,14 +738,15 @@ impl Checkout {
     /// Fetches the branch's new tip and resets the clone to it; returns the tip.
     fn fetch_reset(&self, branch: &str) -> Result<Oid, GitError> {
         let creds = RefCell::new(auth::Credentials::new(&self.url, self.repo.config().ok()));
+        let deadline = Deadline::start(&self.timeouts);
         let run = || -> Result<Oid, git2::Error> {
             let mut remote = self.repo.find_remote("origin")?;
-            let mut options = fetch_options(&self.url, &creds);
+            let mut options = fetch_options(&self.url, &creds, deadline);
             let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
             remote.fetch(&[refspec], Some(&mut options), None)?;
             self.reset_to_remote(branch)
         };
-        run().map_err(|e| self.step_error(Step::Fetch, &auth_hint(&e, &creds)))
+        run().map_err(|e| self.step_error(Step::Fetch, &hint(&e, &creds, &deadline)))
     }
 
     /// Resets the clone hard to the last fetched tip of the branch; returns that tip.
@@ -817,18 +851,25 @@ fn backoff(attempt: u32) {
 }
 
 /// Whether the repository at `url` answers and has `branch`: lists its references without
-/// fetching anything, with the same credentials as a clone. For health checks.
+/// fetching anything, with the same credentials as a clone. For health checks; bounded by
+/// the default [`Timeouts`].
 pub fn probe(url: &str, branch: &str) -> Result<(), GitError> {
+    probe_with(url, branch, Timeouts::default())
+}
+
+/// As [`probe`], bounded by `timeouts`.
+pub fn probe_with(url: &str, branch: &str, timeouts: Timeouts) -> Result<(), GitError> {
     let shown = redact_url(url);
     let creds = RefCell::new(auth::Credentials::new(
         url,
         git2::Config::open_default().ok(),
     ));
+    let deadline = Deadline::start(&timeouts);
     let run = || -> Result<bool, git2::Error> {
         let mut remote = git2::Remote::create_detached(url::connect_url(url))?;
         let connection = remote.connect_auth(
             git2::Direction::Fetch,
-            Some(transport::callbacks(&creds)),
+            Some(transport::callbacks(&creds, deadline)),
             None,
         )?;
         let wanted = format!("refs/heads/{branch}");
@@ -843,7 +884,7 @@ pub fn probe(url: &str, branch: &str) -> Result<(), GitError> {
         }),
         Err(e) => Err(GitError::Step {
             step: Step::Fetch,
-            message: url::scrub(&auth_hint(&e, &creds), url),
+            message: url::scrub(&hint(&e, &creds, &deadline), url),
             url: shown,
             branch: Some(branch.to_string()),
         }),
