@@ -1053,3 +1053,148 @@ fn a_git_operation_past_its_total_deadline_is_stopped() {
         "{err}"
     );
 }
+
+/// A working tree `work` (from a bare `remote`) with the repository `inner` checked out as
+/// the submodule `sub`, both holding an nginx reference.
+fn with_submodule(env: &Env) -> std::path::PathBuf {
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let inner = env.bare_repo("inner", &[("app.yaml", "image: bitnami/nginx:1.24\n")], &[]);
+    let work = work_clone(env, &bare, "work");
+    env.git(
+        &work,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            inner.to_str().unwrap(),
+            "sub",
+        ],
+    );
+    env.git(&work, &["commit", "-q", "-m", "add the submodule"]);
+    work
+}
+
+#[test]
+fn files_in_a_submodule_are_refused_before_anything_is_written() {
+    let env = Env::new();
+    let work = with_submodule(&env);
+    let head = env.rev(&work, "HEAD");
+    let update = |extra: &[&str]| {
+        run(env
+            .cru()
+            .args([
+                "update",
+                "--repository",
+                work.to_str().unwrap(),
+                "--image-reference",
+                "bitnami/nginx:1.25",
+                "--commit",
+                "bump",
+            ])
+            .args(extra))
+    };
+    // A dry run does not promise a commit that cannot be made.
+    let (code, _, err) = update(&["--dry-run"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("inside the submodule sub"), "{err}");
+    let (code, _, err) = update(&[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("sub/app.yaml would change inside the submodule sub"),
+        "{err}"
+    );
+    assert!(err.contains("no file was updated"), "{err}");
+    assert!(!err.contains("D/F"), "{err}");
+    assert_eq!(env.git(&work, &["status", "--porcelain"]), "");
+    assert_eq!(env.git(&work.join("sub"), &["status", "--porcelain"]), "");
+    assert_eq!(env.rev(&work, "HEAD"), head);
+
+    // Left out as the message says, the rest is updated and committed.
+    std::fs::write(work.join(".cruignore"), "sub/\n").unwrap();
+    let (code, _, err) = update(&[]);
+    assert_eq!(code, 0, "{err}");
+    let changed = env.git(&work, &["show", "--format=", "--name-only", "HEAD"]);
+    assert_eq!(changed.trim(), "deploy/app.yaml");
+    assert_eq!(env.git(&work.join("sub"), &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_symlink_path_commits_its_target_inside_the_repository() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = work_clone(&env, &bare, "work");
+    std::os::unix::fs::symlink("deploy/app.yaml", work.join("link.yaml")).unwrap();
+    std::os::unix::fs::symlink("deploy", work.join("k8s")).unwrap();
+    env.git(&work, &["add", "link.yaml", "k8s"]);
+    env.git(&work, &["commit", "-q", "-m", "links"]);
+    for (path, tag) in [("link.yaml", "1.25"), ("k8s", "1.26")] {
+        let before = env.rev(&work, "HEAD");
+        let (code, _, err) = run(env.cru().args([
+            "update",
+            "--repository",
+            work.to_str().unwrap(),
+            "--image-reference",
+            &format!("bitnami/nginx:{tag}"),
+            "--commit",
+            &format!("bump via {path}"),
+            path,
+        ]));
+        assert_eq!(code, 0, "{path}: {err}");
+        assert_eq!(env.rev(&work, "HEAD^"), before, "{path}: one new commit");
+        let changed = env.git(&work, &["show", "--format=", "--name-only", "HEAD"]);
+        assert_eq!(changed.trim(), "deploy/app.yaml", "{path}");
+        assert_eq!(
+            env.show(&work, "HEAD", "deploy/app.yaml"),
+            format!("image: bitnami/nginx:{tag}\n")
+        );
+        assert_eq!(env.git(&work, &["status", "--porcelain"]), "", "{path}");
+        assert!(work
+            .join(path)
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
+
+#[test]
+fn a_file_in_head_that_is_now_a_folder_is_refused_with_what_to_do() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", &[("config", "no references\n")], &[]);
+    let work = work_clone(&env, &bare, "work");
+    // `config` is now an (ignored) folder with a reference in it.
+    std::fs::remove_file(work.join("config")).unwrap();
+    std::fs::create_dir(work.join("config")).unwrap();
+    let app = "image: bitnami/nginx:1.24\n";
+    std::fs::write(work.join("config/app.yaml"), app).unwrap();
+    std::fs::write(work.join(".git/info/exclude"), "config/\n").unwrap();
+    let head = env.rev(&work, "HEAD");
+    let (code, _, err) = run(env.cru().args([
+        "update",
+        "--repository",
+        work.to_str().unwrap(),
+        "--image-reference",
+        "bitnami/nginx:1.25",
+        "--commit",
+        "bump",
+        "config/app.yaml",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "config/app.yaml cannot be committed: in the last commit config is a file, and now \
+             it is a folder"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("commit the change that replaced it"), "{err}");
+    assert!(err.contains("no file was updated"), "{err}");
+    assert!(!err.contains("D/F conflict when"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("config/app.yaml")).unwrap(),
+        app
+    );
+    assert_eq!(env.rev(&work, "HEAD"), head);
+}

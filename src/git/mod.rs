@@ -101,6 +101,32 @@ pub enum GitError {
         /// The files, relative to the repository root.
         files: Vec<String>,
     },
+    /// Files cru would change are inside a submodule.
+    #[error(
+        "commit refused in {url}: {} would change inside the submodule {submodule}, and cru \
+         commits to one repository, never into a submodule: update the submodule on its own \
+         (--repository {submodule}), or leave it out (PATHs without it, or `{submodule}/` in \
+         .cruignore); no file was updated",
+        .files.join(", ")
+    )]
+    InSubmodule {
+        /// The repository.
+        url: String,
+        /// The submodule, relative to the repository root.
+        submodule: String,
+        /// The files inside it, relative to the repository root.
+        files: Vec<String>,
+    },
+    /// A file cru would change cannot be committed where it is.
+    #[error("commit refused in {url}: {path} cannot be committed: {reason}; no file was updated")]
+    Conflict {
+        /// The repository.
+        url: String,
+        /// The file, relative to the repository root.
+        path: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// The branch kept moving.
     #[error(
         "push failed for {url} (branch {branch}): the branch kept moving, \
@@ -401,8 +427,8 @@ impl Checkout {
         let mut attempt = 1;
         loop {
             let base = self.repo.head().ok().and_then(|h| h.target());
-            if commit.is_some() && !dry_run && !self.remote {
-                self.refuse_own_changes(&mut change)?;
+            if commit.is_some() && !dry_run {
+                self.precheck(&mut change)?;
             }
             let changed = self.run_change(&mut change, dry_run)?;
             if changed.is_empty() {
@@ -423,6 +449,7 @@ impl Checkout {
             };
             let push = self.remote || spec.push;
             if dry_run {
+                self.committable(&changed)?;
                 tracing::info!(
                     "dry run: would commit {} files to {}{}{}",
                     changed.len(),
@@ -524,26 +551,46 @@ impl Checkout {
                 _ => return Err(outside()),
             }
         }
-        Ok(clean)
+        // A path through a symbolic link (a PATH that is one, or below a linked folder): the
+        // file written is the link's target, and that is what gets committed; committing the
+        // link would commit nothing.
+        let full = workdir.join(&clean);
+        let linked = full.ancestors().take(clean.components().count()).any(|p| {
+            p.symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        });
+        if !linked {
+            return Ok(clean);
+        }
+        let (Ok(root), Ok(target)) = (workdir.canonicalize(), full.canonicalize()) else {
+            return Ok(clean);
+        };
+        match target.strip_prefix(&root) {
+            Ok(inside) => Ok(inside.to_path_buf()),
+            Err(_) => Err(outside()),
+        }
     }
 
-    /// Fails, before anything is written, when a file the update would change has changes of
-    /// the user's own (staged, unstaged or untracked): committing it would commit those too.
-    fn refuse_own_changes<F>(&self, change: &mut F) -> Result<(), GitError>
+    /// Checks, before anything is written, what would stop the commit: files of the user's
+    /// own among those the update would change, files inside a submodule, a path that is a
+    /// file in one place and a folder in the other. This takes a preview of the update
+    /// (a dry run), made only when one of these can happen: the working tree has changes of
+    /// its own or a checked-out submodule. A working tree identical to HEAD has neither kind
+    /// of conflict.
+    fn precheck<F>(&self, change: &mut F) -> Result<(), GitError>
     where
         F: FnMut(&Path, bool) -> Result<Vec<PathBuf>, ChangeError>,
     {
-        let statuses = self.worktree_statuses(Step::Commit)?;
-        let dirty: BTreeSet<PathBuf> = statuses
-            .iter()
-            .filter(|s| !s.status().is_ignored())
-            .filter_map(|s| s.path().ok().map(PathBuf::from))
-            .collect();
-        if dirty.is_empty() {
+        let dirty = if self.remote {
+            BTreeSet::new()
+        } else {
+            self.dirty()?
+        };
+        if dirty.is_empty() && self.submodules().is_empty() {
             return Ok(());
         }
-        // Only now is a preview worth its cost: which files would the update touch?
         let would = self.run_change(change, true)?;
+        self.committable(&would)?;
         let files: Vec<String> = would
             .iter()
             .filter(|p| dirty.contains(*p))
@@ -557,6 +604,65 @@ impl Checkout {
                 files,
             })
         }
+    }
+
+    /// The checked-out submodules of the working tree (paths of gitlinks in the index
+    /// whose folder holds a repository).
+    fn submodules(&self) -> Vec<PathBuf> {
+        let Ok(index) = self.repo.index() else {
+            return Vec::new();
+        };
+        let workdir = self.workdir();
+        index
+            .iter()
+            .filter(|e| e.mode == GITLINK)
+            .filter_map(|e| String::from_utf8(e.path).ok().map(PathBuf::from))
+            .filter(|p| workdir.join(p).join(".git").exists())
+            .collect()
+    }
+
+    /// Fails when `paths` cannot be committed to this repository: inside a submodule, or
+    /// where HEAD has a file (or link, or submodule) for a folder on the way, or a folder.
+    fn committable(&self, paths: &[PathBuf]) -> Result<(), GitError> {
+        let submodules = self.submodules();
+        for submodule in &submodules {
+            let files: Vec<String> = paths
+                .iter()
+                .filter(|p| p.starts_with(submodule))
+                .map(|p| p.display().to_string())
+                .collect();
+            if !files.is_empty() {
+                return Err(GitError::InSubmodule {
+                    url: self.shown.clone(),
+                    submodule: submodule.display().to_string(),
+                    files,
+                });
+            }
+        }
+        let Ok(tree) = self.repo.head().and_then(|h| h.peel_to_tree()) else {
+            return Ok(());
+        };
+        for path in paths {
+            if let Some(reason) = tree_conflict(&tree, path) {
+                return Err(GitError::Conflict {
+                    url: self.shown.clone(),
+                    path: path.display().to_string(),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The files with changes of the user's own (staged, unstaged or untracked): committing
+    /// one of them would commit those too.
+    fn dirty(&self) -> Result<BTreeSet<PathBuf>, GitError> {
+        let statuses = self.worktree_statuses(Step::Commit)?;
+        Ok(statuses
+            .iter()
+            .filter(|s| !s.status().is_ignored())
+            .filter_map(|s| s.path().ok().map(PathBuf::from))
+            .collect())
     }
 
     /// Commits exactly `paths` on top of HEAD: the new tree is HEAD's with only those blobs
@@ -595,7 +701,26 @@ impl Checkout {
             index.write()?;
             Ok(id)
         };
-        run().map_err(|e| self.step_error(Step::Commit, e.message()))
+        run().map_err(|e| {
+            // libgit2 says "D/F conflict when updating tree": say which path, and what to do.
+            let tree = repo.head().and_then(|h| h.peel_to_tree());
+            let conflict = tree.ok().and_then(|tree| {
+                paths
+                    .iter()
+                    .find_map(|p| tree_conflict(&tree, p).map(|r| (p, r)))
+            });
+            match conflict {
+                Some((path, reason)) => self.step_error(
+                    Step::Commit,
+                    &format!(
+                        "{} cannot be committed: {reason}; the files cru changed are left \
+                         changed",
+                        path.display()
+                    ),
+                ),
+                None => self.step_error(Step::Commit, e.message()),
+            }
+        })
     }
 
     fn step_error(&self, step: Step, message: &str) -> GitError {
@@ -760,6 +885,56 @@ impl Checkout {
     }
 }
 
+/// The file mode of a submodule's entry (a gitlink) in trees and the index.
+const GITLINK: u32 = 0o160000;
+
+/// Why `path` cannot go into a commit on top of `tree`, if it cannot: a folder on its way
+/// is a file, a link or a submodule in `tree`, or `path` itself is a folder there (a path
+/// cannot be both a file and a folder, what libgit2 calls a "D/F conflict").
+fn tree_conflict(tree: &git2::Tree<'_>, path: &Path) -> Option<String> {
+    let parts: Vec<Component<'_>> = path.components().collect();
+    let mut prefix = PathBuf::new();
+    for (i, part) in parts.iter().enumerate() {
+        prefix.push(part);
+        let Ok(entry) = tree.get_path(&prefix) else {
+            return None;
+        };
+        let last = i + 1 == parts.len();
+        let shown = prefix.display();
+        match (entry.filemode() as u32, last) {
+            (0o040000, false) => continue,
+            (0o040000, true) => {
+                return Some(format!(
+                    "in the last commit {shown} is a folder, and now it is a file (a path \
+                     cannot be both); commit the change that replaced the folder yourself \
+                     first, then run cru again"
+                ))
+            }
+            (_, true) => return None,
+            (GITLINK, false) => {
+                return Some(format!(
+                    "{shown} is a submodule, and cru never commits into a submodule; update \
+                     it on its own (--repository {shown}), or leave it out (PATHs without \
+                     it, or `{shown}/` in .cruignore)"
+                ))
+            }
+            (mode, false) => {
+                let kind = if mode == 0o120000 {
+                    "a symbolic link"
+                } else {
+                    "a file"
+                };
+                return Some(format!(
+                    "in the last commit {shown} is {kind}, and now it is a folder (a path \
+                     cannot be both); commit the change that replaced it by a folder \
+                     yourself first, then run cru again"
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Makes a folder readable by its owner only (mode 0700).
 fn make_private(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -888,5 +1063,52 @@ pub fn probe_with(url: &str, branch: &str, timeouts: Timeouts) -> Result<(), Git
             url: shown,
             branch: Some(branch.to_string()),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree with a file `config`, a link `link`, a submodule `sub` and a folder `dir`.
+    fn tree(repo: &Repository) -> git2::Tree<'_> {
+        let blob = repo.blob(b"x\n").unwrap();
+        let mut dir = repo.treebuilder(None).unwrap();
+        dir.insert("x", blob, 0o100644).unwrap();
+        let dir = dir.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        root.insert("config", blob, 0o100644).unwrap();
+        root.insert("link", blob, 0o120000).unwrap();
+        // Any id will do for a gitlink: it names a commit of another repository.
+        root.insert("sub", blob, GITLINK as i32).unwrap();
+        root.insert("dir", dir, 0o040000).unwrap();
+        repo.find_tree(root.write().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn file_folder_conflicts_name_the_path_and_what_to_do() {
+        let temp = tempfile::tempdir().unwrap();
+        let repo = Repository::init(temp.path()).unwrap();
+        let tree = tree(&repo);
+        let conflict = |p: &str| tree_conflict(&tree, Path::new(p));
+        let file = conflict("config/app.yaml").unwrap();
+        assert!(
+            file.contains("config is a file, and now it is a folder"),
+            "{file}"
+        );
+        assert!(file.contains("commit the change"), "{file}");
+        let link = conflict("link/app.yaml").unwrap();
+        assert!(link.contains("link is a symbolic link"), "{link}");
+        let sub = conflict("sub/deep/app.yaml").unwrap();
+        assert!(sub.contains("sub is a submodule"), "{sub}");
+        assert!(sub.contains("--repository sub"), "{sub}");
+        let folder = conflict("dir").unwrap();
+        assert!(
+            folder.contains("dir is a folder, and now it is a file"),
+            "{folder}"
+        );
+        for fine in ["config", "dir/x", "dir/new/y", "new/z", "link"] {
+            assert_eq!(conflict(fine), None, "{fine}");
+        }
     }
 }
