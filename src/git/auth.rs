@@ -122,8 +122,18 @@ impl Credentials {
     fn next_password(&mut self, user: Option<&str>, password: Option<String>) -> Option<Cred> {
         if !self.url_password {
             self.url_password = true;
+            // `https://TOKEN@host/…`: the token is the user, with an empty password (as git
+            // and libgit2 send it when the URL itself reaches them).
+            let token = password.is_none()
+                && self.url.starts_with("http")
+                && gurl::userinfo(&self.url).0.is_some();
+            let password = password.or_else(|| token.then(String::new));
             if let (Some(user), Some(password)) = (user, password) {
-                self.tried.push("user:password in the URL".into());
+                self.tried.push(if token {
+                    "token in the URL".into()
+                } else {
+                    "user:password in the URL".into()
+                });
                 tracing::debug!("trying the user and password of the URL");
                 if let Ok(cred) = Cred::userpass_plaintext(user, &password) {
                     return Some(cred);
@@ -388,6 +398,23 @@ Host *
         assert!(err.message().contains("user:password in the URL"), "{err}");
         assert!(!err.message().contains("s3cret"));
         assert!(!format!("{creds:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_token_as_user_name_is_sent_with_an_empty_password() {
+        let mut creds = Credentials::new("https://ghp_t0ken@127.0.0.1:1/r.git", None);
+        let asked = "https://127.0.0.1:1/r.git";
+        assert!(creds
+            .next(asked, None, CredentialType::USER_PASS_PLAINTEXT)
+            .is_ok());
+        assert_eq!(creds.tried(), "token in the URL");
+        let mut ssh = Credentials::new("ssh://git@127.0.0.1:1/r.git", None);
+        let _ = ssh.next(
+            "ssh://git@127.0.0.1:1/r.git",
+            None,
+            CredentialType::USER_PASS_PLAINTEXT,
+        );
+        assert!(ssh.tried().starts_with("none;"), "{}", ssh.tried());
     }
 
     #[test]
