@@ -6,8 +6,10 @@
 //! working tree and returns the paths it changed. This module deliberately never force-pushes,
 //! never switches the branch of a user's working tree, never commits a file that had changes
 //! of the user's own, and never prompts for credentials (see [`auth`]). Every message names
-//! the repository with its password redacted ([`redact_url`]). Credentials live in `auth`,
-//! connecting and pushing in `transport`, URL handling in [`url`].
+//! the repository with its password redacted ([`redact_url`]), never commits into a
+//! submodule, and never waits on a network without a bound ([`Timeouts`]). Credentials live
+//! in `auth` (given only to the repository's own origin, never stored in a clone),
+//! connecting and pushing in `transport`, the bounds in `deadline`, URL handling in [`url`].
 
 mod auth;
 mod deadline;

@@ -65,7 +65,7 @@ pub(super) fn hint(
 }
 
 /// libgit2's message, with the credential sources tried when authentication failed.
-pub(super) fn auth_hint(err: &git2::Error, creds: &RefCell<auth::Credentials>) -> String {
+fn auth_hint(err: &git2::Error, creds: &RefCell<auth::Credentials>) -> String {
     let message = err.message().to_string();
     let creds = creds.borrow();
     if err.code() == ErrorCode::Auth || message.contains("authentication") {
