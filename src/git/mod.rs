@@ -13,7 +13,9 @@
 
 mod auth;
 mod deadline;
+mod error;
 mod transport;
+mod tree;
 pub mod url;
 
 use std::cell::RefCell;
@@ -22,153 +24,20 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType, Signature};
+use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType};
 
 use deadline::Deadline;
 pub use deadline::Timeouts;
+use error::branch_suffix;
+pub use error::{ChangeError, GitError, Step};
 use transport::{fetch_options, hint, push_local, push_network, Pushed};
+use tree::{signature, smudge_modified, tree_conflict, GITLINK};
 pub use url::{redact_url, Location};
 
 /// How often an update is re-applied on a branch that keeps moving before cru gives up. Each
 /// round lets at least one of the racing writers through, so this is also how many writers
 /// racing on one branch are sure to all land.
 pub const PUSH_ATTEMPTS: u32 = 10;
-
-/// A boxed error from the function that updates the working tree.
-pub type ChangeError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The step of the git work that failed, as named in messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Opening a local repository.
-    Open,
-    /// Cloning a remote.
-    Clone,
-    /// Checking out the branch.
-    Checkout,
-    /// Committing the changed files.
-    Commit,
-    /// Fetching the new tip of the branch.
-    Fetch,
-    /// Pushing the commit.
-    Push,
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Step::Open => "open",
-            Step::Clone => "clone",
-            Step::Checkout => "checkout",
-            Step::Commit => "commit",
-            Step::Fetch => "fetch",
-            Step::Push => "push",
-        })
-    }
-}
-
-/// Why the git work failed. URLs in here are redacted.
-#[derive(Debug, thiserror::Error)]
-pub enum GitError {
-    /// A git operation failed.
-    #[error("{step} failed for {url}{}: {message}", branch_suffix(.branch))]
-    Step {
-        /// What was being done.
-        step: Step,
-        /// The repository, redacted.
-        url: String,
-        /// The branch, when known.
-        branch: Option<String>,
-        /// What went wrong (secrets scrubbed).
-        message: String,
-    },
-    /// The branch asked for does not exist.
-    #[error("checkout failed for {url}: branch {branch:?} does not exist")]
-    NoSuchBranch {
-        /// The repository, redacted.
-        url: String,
-        /// The branch asked for.
-        branch: String,
-    },
-    /// Files cru would change have changes of the user's own.
-    #[error(
-        "commit refused in {url}: cru commits only its own changes, and these files it would \
-         change have uncommitted changes of yours: {} (commit or stash them first); no file \
-         was updated",
-        .files.join(", ")
-    )]
-    Uncommitted {
-        /// The repository.
-        url: String,
-        /// The files, relative to the repository root.
-        files: Vec<String>,
-    },
-    /// Files cru would change are inside a submodule.
-    #[error(
-        "commit refused in {url}: {} would change inside the submodule {submodule}, and cru \
-         commits to one repository, never into a submodule: update the submodule on its own \
-         (--repository {submodule}), or leave it out (PATHs without it, or `{submodule}/` in \
-         .cruignore); no file was updated",
-        .files.join(", ")
-    )]
-    InSubmodule {
-        /// The repository.
-        url: String,
-        /// The submodule, relative to the repository root.
-        submodule: String,
-        /// The files inside it, relative to the repository root.
-        files: Vec<String>,
-    },
-    /// A file cru would change cannot be committed where it is.
-    #[error("commit refused in {url}: {path} cannot be committed: {reason}; no file was updated")]
-    Conflict {
-        /// The repository.
-        url: String,
-        /// The file, relative to the repository root.
-        path: String,
-        /// Why, and what to do.
-        reason: String,
-    },
-    /// The branch kept moving.
-    #[error(
-        "push failed for {url} (branch {branch}): the branch kept moving, \
-         gave up after {attempts} attempts"
-    )]
-    KeptMoving {
-        /// The repository, redacted.
-        url: String,
-        /// The branch.
-        branch: String,
-        /// How many times the update was applied.
-        attempts: u32,
-    },
-    /// A changed path is not inside the working tree.
-    #[error("{url}: {path} is outside the repository")]
-    Outside {
-        /// The repository, redacted.
-        url: String,
-        /// The path.
-        path: String,
-    },
-    /// Updating the files failed.
-    #[error("updating files in {url}{}", branch_suffix(.branch))]
-    Change {
-        /// The repository, redacted.
-        url: String,
-        /// The branch, when known.
-        branch: Option<String>,
-        /// Why.
-        #[source]
-        source: ChangeError,
-    },
-}
-
-fn branch_suffix(branch: &Option<String>) -> String {
-    branch
-        .as_ref()
-        .map(|b| format!(" (branch {b})"))
-        .unwrap_or_default()
-}
 
 /// How to commit: `--commit`, `--username`, `--email`, `--push`.
 #[derive(Debug, Clone, Default)]
@@ -887,56 +756,6 @@ impl Checkout {
     }
 }
 
-/// The file mode of a submodule's entry (a gitlink) in trees and the index.
-const GITLINK: u32 = 0o160000;
-
-/// Why `path` cannot go into a commit on top of `tree`, if it cannot: a folder on its way
-/// is a file, a link or a submodule in `tree`, or `path` itself is a folder there (a path
-/// cannot be both a file and a folder, what libgit2 calls a "D/F conflict").
-fn tree_conflict(tree: &git2::Tree<'_>, path: &Path) -> Option<String> {
-    let parts: Vec<Component<'_>> = path.components().collect();
-    let mut prefix = PathBuf::new();
-    for (i, part) in parts.iter().enumerate() {
-        prefix.push(part);
-        let Ok(entry) = tree.get_path(&prefix) else {
-            return None;
-        };
-        let last = i + 1 == parts.len();
-        let shown = prefix.display();
-        match (entry.filemode() as u32, last) {
-            (0o040000, false) => continue,
-            (0o040000, true) => {
-                return Some(format!(
-                    "in the last commit {shown} is a folder, and now it is a file (a path \
-                     cannot be both); commit the change that replaced the folder yourself \
-                     first, then run cru again"
-                ))
-            }
-            (_, true) => return None,
-            (GITLINK, false) => {
-                return Some(format!(
-                    "{shown} is a submodule, and cru never commits into a submodule; update \
-                     it on its own (--repository {shown}), or leave it out (PATHs without \
-                     it, or `{shown}/` in .cruignore)"
-                ))
-            }
-            (mode, false) => {
-                let kind = if mode == 0o120000 {
-                    "a symbolic link"
-                } else {
-                    "a file"
-                };
-                return Some(format!(
-                    "in the last commit {shown} is {kind}, and now it is a folder (a path \
-                     cannot be both); commit the change that replaced it by a folder \
-                     yourself first, then run cru again"
-                ));
-            }
-        }
-    }
-    None
-}
-
 /// Makes a folder readable by its owner only (mode 0700).
 fn make_private(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -963,55 +782,6 @@ impl From<GitError> for Rejection {
     fn from(err: GitError) -> Rejection {
         Rejection::Failed(err)
     }
-}
-
-/// Marks every index entry whose file differs from it as needing a re-read (size 0, as git
-/// does), before the index is written back. Rewriting the index gives it a new mtime, which
-/// hides the user's same-size changes made in the second of the old index from git's racy
-/// check: git would then call those files clean.
-fn smudge_modified(repo: &Repository, index: &mut git2::Index) -> Result<(), git2::Error> {
-    let mut options = git2::StatusOptions::new();
-    options
-        .include_untracked(false)
-        .include_ignored(false)
-        .exclude_submodules(true);
-    let changed: Vec<PathBuf> = repo
-        .statuses(Some(&mut options))?
-        .iter()
-        .filter(|s| {
-            s.status()
-                .intersects(git2::Status::WT_MODIFIED | git2::Status::WT_TYPECHANGE)
-        })
-        .filter_map(|s| s.path().ok().map(PathBuf::from))
-        .collect();
-    for path in changed {
-        if let Some(mut entry) = index.get_path(&path, 0) {
-            entry.file_size = 0;
-            index.add(&entry)?;
-        }
-    }
-    Ok(())
-}
-
-fn signature(repo: &Repository, spec: &CommitSpec) -> Result<Signature<'static>, git2::Error> {
-    let config = repo.config().ok();
-    let from_config = |key: &str| {
-        config
-            .as_ref()
-            .and_then(|c| c.get_string(key).ok())
-            .filter(|v| !v.trim().is_empty())
-    };
-    let name = spec
-        .name
-        .clone()
-        .or_else(|| from_config("user.name"))
-        .unwrap_or_else(|| "cru".to_string());
-    let email = spec
-        .email
-        .clone()
-        .or_else(|| from_config("user.email"))
-        .unwrap_or_else(|| "cru@localhost".to_string());
-    Signature::now(&name, &email)
 }
 
 /// Waits a little, longer with each attempt and differently in each process, so that racing
@@ -1065,52 +835,5 @@ pub fn probe_with(url: &str, branch: &str, timeouts: Timeouts) -> Result<(), Git
             url: shown,
             branch: Some(branch.to_string()),
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A tree with a file `config`, a link `link`, a submodule `sub` and a folder `dir`.
-    fn tree(repo: &Repository) -> git2::Tree<'_> {
-        let blob = repo.blob(b"x\n").unwrap();
-        let mut dir = repo.treebuilder(None).unwrap();
-        dir.insert("x", blob, 0o100644).unwrap();
-        let dir = dir.write().unwrap();
-        let mut root = repo.treebuilder(None).unwrap();
-        root.insert("config", blob, 0o100644).unwrap();
-        root.insert("link", blob, 0o120000).unwrap();
-        // Any id will do for a gitlink: it names a commit of another repository.
-        root.insert("sub", blob, GITLINK as i32).unwrap();
-        root.insert("dir", dir, 0o040000).unwrap();
-        repo.find_tree(root.write().unwrap()).unwrap()
-    }
-
-    #[test]
-    fn file_folder_conflicts_name_the_path_and_what_to_do() {
-        let temp = tempfile::tempdir().unwrap();
-        let repo = Repository::init(temp.path()).unwrap();
-        let tree = tree(&repo);
-        let conflict = |p: &str| tree_conflict(&tree, Path::new(p));
-        let file = conflict("config/app.yaml").unwrap();
-        assert!(
-            file.contains("config is a file, and now it is a folder"),
-            "{file}"
-        );
-        assert!(file.contains("commit the change"), "{file}");
-        let link = conflict("link/app.yaml").unwrap();
-        assert!(link.contains("link is a symbolic link"), "{link}");
-        let sub = conflict("sub/deep/app.yaml").unwrap();
-        assert!(sub.contains("sub is a submodule"), "{sub}");
-        assert!(sub.contains("--repository sub"), "{sub}");
-        let folder = conflict("dir").unwrap();
-        assert!(
-            folder.contains("dir is a folder, and now it is a file"),
-            "{folder}"
-        );
-        for fine in ["config", "dir/x", "dir/new/y", "new/z", "link"] {
-            assert_eq!(conflict(fine), None, "{fine}");
-        }
     }
 }
