@@ -409,6 +409,10 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         Ok(summary.paths)
     })?;
     tracing::debug!("git outcome: {outcome:?}");
+    if let git::Outcome::NotCommitted(_) = outcome {
+        // The Go tool's last line, which scripts grep for.
+        tracing::info!("no commit message, skipping commit and push");
+    }
     Ok(match outcome {
         git::Outcome::DryRun(_) if args.check => Status::Findings,
         _ => Status::Success,
