@@ -31,12 +31,19 @@ pub struct Health {
     last: Mutex<Option<(Instant, Result<(), String>)>>,
     /// Whether a probe thread is still running (it may outlive its timeout).
     probing: Arc<AtomicBool>,
+    /// The git layer's bounds for the probe (its total is [`PROBE_TIMEOUT`]).
+    timeouts: git::Timeouts,
 }
 
 impl Health {
     /// A probe of `url`'s `branch`; `shown` names the repository in messages.
-    pub fn new(url: String, shown: String, branch: String) -> Health {
+    /// `timeouts` are the service's git bounds (libgit2 keeps them per process).
+    pub fn new(url: String, shown: String, branch: String, timeouts: git::Timeouts) -> Health {
         Health {
+            timeouts: git::Timeouts {
+                total: PROBE_TIMEOUT,
+                ..timeouts
+            },
             url,
             shown,
             branch,
@@ -69,7 +76,7 @@ impl Health {
                 self.shown
             ));
         }
-        let (url, branch) = (self.url.clone(), self.branch.clone());
+        let (url, branch, timeouts) = (self.url.clone(), self.branch.clone(), self.timeouts);
         let probing = self.probing.clone();
         let (tx, rx) = oneshot::channel();
         // A thread of its own, not the runtime's blocking pool: a probe stuck on a stalling
@@ -77,7 +84,7 @@ impl Health {
         let spawned = std::thread::Builder::new()
             .name("cru-serve-probe".into())
             .spawn(move || {
-                let result = git::probe(&url, &branch).map_err(|e| e.to_string());
+                let result = git::probe_with(&url, &branch, timeouts).map_err(|e| e.to_string());
                 probing.store(false, Ordering::Release);
                 let _ = tx.send(result);
             });

@@ -31,7 +31,7 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::git::{Checkout, GitError};
+use crate::git::{self, Checkout, GitError};
 use api::{ErrorBody, Refusal, UpdateResponse};
 use health::Health;
 use worker::Queue;
@@ -114,10 +114,23 @@ struct RequestLog {
     error: Option<String>,
 }
 
+/// The bounds of every git network operation of the service: none outlives a request.
+/// libgit2 keeps the connect and stall limits per process, so the clone, every fetch and push
+/// and the health probe share these.
+pub(crate) fn git_timeouts(request_timeout: Duration) -> git::Timeouts {
+    let default = git::Timeouts::default();
+    git::Timeouts {
+        connect: default.connect.min(request_timeout),
+        stall: default.stall.min(request_timeout),
+        total: request_timeout,
+    }
+}
+
 /// Clones the repository, starts the worker and serves until SIGTERM or Ctrl-C; requests in
 /// flight are answered before it returns, if they finish within the request timeout.
 pub fn run(options: ServeOptions) -> Result<(), ServeError> {
-    let checkout = Checkout::clone(&options.repository, options.branch.as_deref())?;
+    let timeouts = git_timeouts(options.worker.request_timeout);
+    let checkout = Checkout::clone_with(&options.repository, options.branch.as_deref(), timeouts)?;
     if let Some(path) = options.worker.paths.iter().find(|p| checkout.is_outside(p)) {
         return Err(ServeError::OutsideRepository {
             path: path.clone(),
@@ -149,7 +162,7 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         token: options.token.as_deref().map(|t| Sha256::digest(t).into()),
         allow: options.allow,
         shown: shown.clone(),
-        health: Health::new(options.repository, shown.clone(), branch.clone()),
+        health: Health::new(options.repository, shown.clone(), branch.clone(), timeouts),
         body_timeout: grace,
     });
     let app = router(state, options.max_body);
