@@ -55,7 +55,7 @@ pub enum Error {
     #[error("{0} registry lookups failed")]
     Lookups(usize),
     /// Results could not be written.
-    #[error("writing output: {0}")]
+    #[error("writing output")]
     Output(#[from] io::Error),
     /// Cloning, committing or pushing failed.
     #[error(transparent)]

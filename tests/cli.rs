@@ -572,3 +572,50 @@ fn colour_on_a_terminal_unless_no_color_is_set() {
         assert!(text.contains("-path") || text.contains("-flag"), "{text:?}");
     }
 }
+
+// --- messages, file errors, odd files and names ---
+
+/// Output to a full disk: the cause is printed once (an error type printed its source in
+/// its own message and again as the next link of the chain).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_output_error_is_printed_once_with_its_cause() {
+    let dir = Dir::new();
+    dir.write("f.yaml", "image: gcr.io/a/b:1\n");
+    for args in [&["list"][..], &["update", "--all", "--dry-run"]] {
+        let full = fs::File::create("/dev/full").unwrap();
+        let out = dir.cru(args).stdout(full).output().unwrap();
+        assert_exit(&out, 3);
+        let err = stderr(&out);
+        assert_eq!(err.matches("os error 28").count(), 1, "cru {args:?}: {err}");
+        assert!(err.contains("writing "), "cru {args:?}: {err}");
+    }
+}
+
+/// A file that cannot be read (`/proc/self/mem` fails with EIO even for root): each
+/// command names it, still reports the other files, and exits 3.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_error_names_the_file_and_exits_3() {
+    let dir = Dir::new();
+    dir.write("f.yaml", "image: gcr.io/a/b:1\n");
+    for args in [
+        &["list", "/proc/self/mem", "f.yaml"][..],
+        &["check", "/proc/self/mem", "f.yaml"],
+        &["update", "--all", "/proc/self/mem", "f.yaml"],
+    ] {
+        let out = dir.run(args);
+        assert_exit(&out, 3);
+        let err = stderr(&out);
+        assert!(
+            err.contains("ERROR: /proc/self/mem: Input/output error"),
+            "cru {args:?}: {err}"
+        );
+        match args[0] {
+            "list" => assert_eq!(stdout(&out), "f.yaml:gcr.io/a/b:1\n"),
+            "check" => assert!(stdout(&out).starts_with("f.yaml:1:8: "), "{}", stdout(&out)),
+            _ => assert!(err.contains("no file was updated"), "{err}"),
+        }
+    }
+    assert_eq!(dir.read_string("f.yaml"), "image: gcr.io/a/b:1\n");
+}

@@ -695,3 +695,23 @@ fn the_port_comes_from_the_port_variable_when_not_given() {
     let _ = child.wait();
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_port_in_use_is_reported_once_with_its_cause() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut cmd = env.cru();
+    cmd.args(["serve", "--listen", "127.0.0.1", "--port", &port])
+        .arg("--repository")
+        .arg(&bare)
+        .env("CRU_SERVE_TOKEN", TOKEN);
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("serving on 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
+}
