@@ -40,7 +40,7 @@ pub enum Status {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A PATH does not exist.
-    #[error("{}: no such file or directory", .0.display())]
+    #[error("{}: no such file or directory", crate::inventory::escape_path(.0))]
     NoSuchPath(PathBuf),
     /// Conflicting `--image-reference`s.
     #[error(transparent)]
@@ -55,7 +55,7 @@ pub enum Error {
     #[error("{0} registry lookups failed")]
     Lookups(usize),
     /// Results could not be written.
-    #[error("writing output: {0}")]
+    #[error("writing output")]
     Output(#[from] io::Error),
     /// Cloning, committing or pushing failed.
     #[error(transparent)]
@@ -67,7 +67,7 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// A PATH leads out of the repository given with `--repository`.
-    #[error("{}: outside the repository {repository}", .path.display())]
+    #[error("{}: outside the repository {repository}", crate::inventory::escape_path(.path))]
     OutsideRepository {
         /// The PATH.
         path: PathBuf,

@@ -1082,3 +1082,23 @@ fn a_probe_stuck_on_a_stalling_git_server_is_never_joined_by_another() {
     assert_eq!(proxy.connections() - before, 1, "one probe, stuck");
     service.log_line(&["has not returned yet"]);
 }
+
+#[test]
+fn a_port_in_use_is_reported_once_with_its_cause() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut cmd = env.cru();
+    cmd.args(["serve", "--listen", "127.0.0.1", "--port", &port])
+        .arg("--repository")
+        .arg(&bare)
+        .env("CRU_SERVE_TOKEN", TOKEN);
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("serving on 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
+}

@@ -71,7 +71,7 @@ pub enum ServeError {
         repository: String,
     },
     /// The address could not be bound, or serving failed.
-    #[error("serving on {addr}: {source}")]
+    #[error("serving on {addr}")]
     Io {
         /// The address.
         addr: SocketAddr,
