@@ -24,4 +24,5 @@ pub mod scan;
 pub mod serve;
 pub mod tags;
 pub mod update;
+pub mod version;
 pub mod walk;
