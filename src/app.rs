@@ -3,15 +3,16 @@
 //! binary passes in, progress goes out as `tracing` events.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
 use crate::check::{self, Policy};
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, RegistryArgs, ScanArgs, ServeArgs,
-    UpdateArgs,
+    CheckArgs, CheckFormat, Cli, Command, ConfigCommand, ListArgs, ListFormat, RegistryArgs,
+    ScanArgs, ServeArgs, UpdateArgs,
 };
+use crate::config;
 use crate::git::{self, Checkout, CommitSpec};
 use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
@@ -66,6 +67,9 @@ pub enum Error {
     /// An option's value is unusable (a token file, a pattern).
     #[error("{0}")]
     Invalid(String),
+    /// The configuration file cannot be used.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     /// A PATH leads out of the repository given with `--repository`.
     #[error("{}: outside the repository {repository}", crate::inventory::escape_path(.path))]
     OutsideRepository {
@@ -84,6 +88,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::OutsideRepository { .. }
             | Error::Invalid(_)
+            | Error::Config(_)
             | Error::Serve(ServeError::OutsideRepository { .. }) => Status::Usage,
             Error::Registry(SetupError::Config(_) | SetupError::Auth(_)) => Status::Usage,
             Error::Registry(_)
@@ -112,7 +117,7 @@ pub fn verbose(cli: &Cli) -> bool {
         Command::Update(a) => a.scan.verbose,
         Command::Check(a) => a.scan.verbose,
         Command::Serve(a) => a.scan.verbose,
-        Command::Completions(_) | Command::Man => false,
+        Command::Completions(_) | Command::Man | Command::Config(_) => false,
     }
 }
 
@@ -135,7 +140,34 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
             clap_mangen::Man::new(Cli::command()).render(out)?;
             Ok(Status::Success)
         }
+        Command::Config(ConfigCommand::Validate(args)) => validate_config(args.file, out),
     }
+}
+
+/// `cru config validate`: the file named, else the one discovery finds from here.
+fn validate_config(file: Option<PathBuf>, out: &mut dyn Write) -> Result<Status, Error> {
+    let how = config::Discovery {
+        explicit: file,
+        env: std::env::var_os("CRU_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        disabled: false,
+    };
+    let Some(path) = config::discover(&how, Path::new(".")) else {
+        return Err(Error::Invalid(format!(
+            "no configuration file found: none of {} at the top of the repository or in \
+             the current folder, and no $CRU_CONFIG",
+            config::FILE_NAMES.join(", ")
+        )));
+    };
+    let loaded = config::load(&path)?;
+    writeln!(
+        out,
+        "{}: valid ({} rules)",
+        crate::inventory::display_path(&path),
+        loaded.rules.len()
+    )?;
+    Ok(Status::Success)
 }
 
 fn roots_and_scanner(scan: &ScanArgs) -> Result<(Vec<PathBuf>, Scanner), Error> {

@@ -32,6 +32,26 @@ pub enum Command {
     Man,
     /// Serve updates of a git repository over HTTP (POST / with the references to set).
     Serve(ServeArgs),
+    /// Check cru's configuration file (`.cru.yaml`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `cru config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file: exit 0 when it is valid, 2 with `FILE:LINE:COLUMN: message`
+    /// when not.
+    Validate(ValidateArgs),
+}
+
+/// `cru config validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The file [default: $CRU_CONFIG, else .cru.yaml or .cru.yml at the top of the git
+    /// repository that holds the current folder, else in the current folder]
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 /// Options shared by every subcommand that scans files.

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod files;
 pub mod git;
 pub mod inventory;

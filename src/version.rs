@@ -293,7 +293,7 @@ pub fn newest<S: AsRef<str>>(
     let mut best: [Option<(Version, &str)>; 3] = [None, None, None];
     for tag in tags.iter().map(AsRef::as_ref) {
         if tag == current
-            || !policy.allow.as_ref().map_or(true, |re| re.is_match(tag))
+            || !policy.allow.as_ref().is_none_or(|re| re.is_match(tag))
             || policy.ignore.iter().any(|re| re.is_match(tag))
         {
             continue;

@@ -31,7 +31,7 @@ pub fn is_scp_like(text: &str) -> bool {
         return false;
     }
     match (text.find(':'), text.find('/')) {
-        (Some(colon), slash) => colon > 1 && slash.map_or(true, |s| colon < s),
+        (Some(colon), slash) => colon > 1 && slash.is_none_or(|s| colon < s),
         (None, _) => false,
     }
 }

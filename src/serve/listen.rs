@@ -144,7 +144,7 @@ pub async fn serve(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of descriptors, most likely: wait for connections to close.
-                    if warned.map_or(true, |at| at.elapsed() > Duration::from_secs(10)) {
+                    if warned.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
                         tracing::warn!("accepting a connection: {e}");
                         warned = Some(Instant::now());
                     }
@@ -154,7 +154,7 @@ pub async fn serve(
             },
         };
         if open.lock().len() >= limits.max_connections && !open.close_oldest_idle() {
-            if warned.map_or(true, |at| at.elapsed() > Duration::from_secs(10)) {
+            if warned.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
                 tracing::warn!(
                     "{} connections open (--max-connections), all in a request: closing new ones",
                     limits.max_connections
