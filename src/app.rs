@@ -10,7 +10,7 @@ use clap::CommandFactory;
 use crate::check::{self, Policy};
 use crate::cli::{
     CheckArgs, CheckFormat, Cli, Command, ConfigCommand, ListArgs, ListFormat, RegistryArgs,
-    ScanArgs, ServeArgs, UpdateArgs,
+    ScanArgs, ServeArgs, ShowArgs, UpdateArgs,
 };
 use crate::config;
 use crate::git::{self, Checkout, CommitSpec};
@@ -18,10 +18,11 @@ use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
 use crate::plan::{ConflictError, Rules, Selection};
 use crate::reference::Reference;
-use crate::registry::{Resolver, ResolverOptions, SetupError};
+use crate::registry::{Resolver, SetupError};
 use crate::resolve::{Lookups, RegistryResolve};
-use crate::scan::{ScanOptions, Scanner};
+use crate::scan::Scanner;
 use crate::serve::{self, ServeError, ServeOptions};
+use crate::settings::{Environment, Flags, Layers, Settings};
 use crate::update::{self, Offline, UpdateError, UpdateOptions};
 
 /// How a run ended, mapped to the process exit code (documented in the README).
@@ -121,36 +122,77 @@ pub fn verbose(cli: &Cli) -> bool {
     }
 }
 
-/// Runs the command; results go to `out`.
+/// Runs the command; results go to `out`. The environment is read here, once.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
+    let env = Environment::from_process();
     match cli.command {
-        Command::List(args) if args.git.repository.is_some() => list_in_repository(args, out),
+        Command::List(args) if args.git.repository.is_some() => list_in_repository(args, &env, out),
         Command::Update(args) if args.git.repo.repository.is_some() => {
-            update_in_repository(args, out)
+            update_in_repository(args, &env, out)
         }
-        Command::List(args) => run_list(args, out),
-        Command::Update(args) => run_update(args, out),
-        Command::Check(args) => run_check(args, out),
+        Command::List(args) => run_list(args, &env, out),
+        Command::Update(args) => run_update(args, &env, out),
+        Command::Check(args) => run_check(args, &env, out),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "cru", out);
             Ok(Status::Success)
         }
-        Command::Serve(args) => run_serve(args),
+        Command::Serve(args) => run_serve(args, &env),
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(out)?;
             Ok(Status::Success)
         }
-        Command::Config(ConfigCommand::Validate(args)) => validate_config(args.file, out),
+        Command::Config(ConfigCommand::Validate(args)) => validate_config(args.file, &env, out),
+        Command::Config(ConfigCommand::Show(args)) => show_config(args, &env, out),
     }
 }
 
+/// `cru config show`: the settings in effect for the first PATH (or here), with origins.
+fn show_config(args: ShowArgs, env: &Environment, out: &mut dyn Write) -> Result<Status, Error> {
+    let layers = layers(&args.scan, Some(&args.registry), None, env);
+    let settings = layers.settings(&start(&args.scan))?;
+    out.write_all(settings.show().as_bytes())?;
+    Ok(Status::Success)
+}
+
+/// The flags that are settings, and the environment.
+fn layers(
+    scan: &ScanArgs,
+    registry: Option<&RegistryArgs>,
+    require: Option<Policy>,
+    env: &Environment,
+) -> Layers {
+    Layers {
+        flags: Flags {
+            config: scan.config.config.clone(),
+            no_config: scan.config.no_config,
+            qualified_only: scan.qualified_only,
+            jobs: registry.and_then(|r| r.jobs),
+            registries_conf: registry.and_then(|r| r.registries_conf.clone()),
+            platform: registry.and_then(|r| r.platform.clone()),
+            require,
+        },
+        env: env.clone(),
+    }
+}
+
+/// Where the configuration file is looked for: from the first PATH, else here.
+fn start(scan: &ScanArgs) -> PathBuf {
+    scan.paths
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 /// `cru config validate`: the file named, else the one discovery finds from here.
-fn validate_config(file: Option<PathBuf>, out: &mut dyn Write) -> Result<Status, Error> {
+fn validate_config(
+    file: Option<PathBuf>,
+    env: &Environment,
+    out: &mut dyn Write,
+) -> Result<Status, Error> {
     let how = config::Discovery {
         explicit: file,
-        env: std::env::var_os("CRU_CONFIG")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
+        env: env.config.clone(),
         disabled: false,
     };
     let Some(path) = config::discover(&how, Path::new(".")) else {
@@ -170,7 +212,12 @@ fn validate_config(file: Option<PathBuf>, out: &mut dyn Write) -> Result<Status,
     Ok(Status::Success)
 }
 
-fn roots_and_scanner(scan: &ScanArgs) -> Result<(Vec<PathBuf>, Scanner), Error> {
+/// The roots to walk, the settings (the configuration file found from the first of them) and
+/// the scanner they ask for.
+fn roots_and_settings(
+    scan: &ScanArgs,
+    layers: &Layers,
+) -> Result<(Vec<PathBuf>, Settings, Scanner), Error> {
     let roots = if scan.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
@@ -179,15 +226,15 @@ fn roots_and_scanner(scan: &ScanArgs) -> Result<(Vec<PathBuf>, Scanner), Error> 
     if let Some(missing) = roots.iter().find(|p| !p.exists()) {
         return Err(Error::NoSuchPath(missing.clone()));
     }
-    let scanner = Scanner::new(ScanOptions {
-        unqualified: !scan.qualified_only,
-    });
-    Ok((roots, scanner))
+    let settings = layers.settings(&roots[0])?;
+    let scanner = settings.scanner();
+    Ok((roots, settings, scanner))
 }
 
-fn run_list(args: ListArgs, out: &mut dyn Write) -> Result<Status, Error> {
-    let (roots, scanner) = roots_and_scanner(&args.scan)?;
-    let inventory = Inventory::take(&roots, &scanner);
+fn run_list(args: ListArgs, env: &Environment, out: &mut dyn Write) -> Result<Status, Error> {
+    let layers = layers(&args.scan, None, None, env);
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers)?;
+    let inventory = Inventory::take_in(&roots, &scanner, &settings.scope());
     for err in &inventory.errors {
         tracing::error!("{err}");
     }
@@ -206,13 +253,15 @@ fn run_list(args: ListArgs, out: &mut dyn Write) -> Result<Status, Error> {
     })
 }
 
-fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
-    let (roots, scanner) = roots_and_scanner(&args.scan)?;
+fn run_update(args: UpdateArgs, env: &Environment, out: &mut dyn Write) -> Result<Status, Error> {
+    let layers = layers(&args.scan, Some(&args.registry), None, env);
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers)?;
     let options = UpdateOptions {
         rules: update_rules(&args)?,
         dry_run: args.dry_run || args.check,
+        scope: settings.scope(),
     };
-    let summary = match registry_resolve(&args)? {
+    let summary = match registry_resolve(&args, &settings)? {
         Some(resolver) => update::run(&roots, &scanner, &options, &resolver, out)?,
         None => update::run(&roots, &scanner, &options, &Offline, out)?,
     };
@@ -233,38 +282,30 @@ fn update_rules(args: &UpdateArgs) -> Result<Rules, Error> {
     Ok(Rules::new(selection, args.matching_tag)?)
 }
 
-/// The registry resolver, when `--resolve-digest` or `--resolve-tag` asks for lookups.
-fn registry_resolve(args: &UpdateArgs) -> Result<Option<RegistryResolve>, Error> {
+/// The registry resolver, when `--resolve-digest`, `--resolve-tag` or a `pin: digest` rule of
+/// the configuration may ask for lookups.
+fn registry_resolve(
+    args: &UpdateArgs,
+    settings: &Settings,
+) -> Result<Option<RegistryResolve>, Error> {
     let lookups = Lookups {
         digest: args.resolve_digest,
         tag: args.resolve_tag,
     };
-    if !(lookups.digest || lookups.tag) {
+    if !(lookups.digest || lookups.tag || settings.pins_digests()) {
         return Ok(None);
     }
-    Ok(Some(RegistryResolve::new(
-        resolver(&args.registry)?,
-        lookups,
-    )))
+    Ok(Some(RegistryResolve::new(resolver(settings)?, lookups)))
 }
 
-fn resolver(args: &RegistryArgs) -> Result<Resolver, Error> {
-    Ok(Resolver::new(resolver_options(args))?)
-}
-
-fn resolver_options(args: &RegistryArgs) -> ResolverOptions {
-    ResolverOptions {
-        registries_conf: args.registries_conf.clone(),
-        platform: args.platform.clone(),
-        jobs: usize::from(args.jobs),
-        ..ResolverOptions::default()
-    }
+fn resolver(settings: &Settings) -> Result<Resolver, Error> {
+    Ok(Resolver::new(settings.resolver_options())?)
 }
 
 /// Asks the registries what the tags of pinned references point at now.
 fn stale_findings(
     inventory: &Inventory,
-    args: &RegistryArgs,
+    settings: &Settings,
 ) -> Result<Vec<check::Finding>, Error> {
     let mut pinned: Vec<Reference> = inventory
         .files
@@ -281,7 +322,7 @@ fn stale_findings(
     }
     let mut now = std::collections::HashMap::new();
     let mut failed = 0;
-    for (r, outcome) in pinned.iter().zip(resolver(args)?.digests_each(&pinned)) {
+    for (r, outcome) in pinned.iter().zip(resolver(settings)?.digests_each(&pinned)) {
         match outcome {
             Ok(digest) => {
                 now.insert((r.normalized_name(), r.tag().map(str::to_owned)), digest);
@@ -302,20 +343,21 @@ fn stale_findings(
     Ok(check::stale_findings(inventory, &current))
 }
 
-fn run_check(args: CheckArgs, out: &mut dyn Write) -> Result<Status, Error> {
-    let (roots, scanner) = roots_and_scanner(&args.scan)?;
-    let inventory = Inventory::take(&roots, &scanner);
+fn run_check(args: CheckArgs, env: &Environment, out: &mut dyn Write) -> Result<Status, Error> {
+    let require = (args.require_digest || args.require_tag).then_some(Policy {
+        require_digest: args.require_digest,
+        require_tag: args.require_tag,
+    });
+    let layers = layers(&args.scan, Some(&args.registry), require, env);
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers)?;
+    let scope = settings.scope();
+    let inventory = Inventory::take_in(&roots, &scanner, &scope);
     for err in &inventory.errors {
         tracing::error!("{err}");
     }
-    let policy = Policy {
-        // Pinning is what a check is for when no policy is named.
-        require_digest: args.require_digest || !args.require_tag,
-        require_tag: args.require_tag,
-    };
-    let mut findings = check::policy_findings(&inventory, policy);
+    let mut findings = check::policy_findings(&inventory, settings.check.value, &scope);
     if args.stale {
-        findings.extend(stale_findings(&inventory, &args.registry)?);
+        findings.extend(stale_findings(&inventory, &settings)?);
         findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     }
     let format = match args.format {
@@ -383,27 +425,38 @@ fn non_interactive() {
     std::env::set_var("GIT_TERMINAL_PROMPT", "0");
 }
 
-fn list_in_repository(args: ListArgs, out: &mut dyn Write) -> Result<Status, Error> {
+fn list_in_repository(
+    args: ListArgs,
+    env: &Environment,
+    out: &mut dyn Write,
+) -> Result<Status, Error> {
     non_interactive();
     let repository = args.git.repository.as_deref().unwrap_or(".");
     let checkout = Checkout::new(repository, args.git.branch.as_deref())?;
     let _in = InDir::enter(&checkout)?;
     paths_inside(&checkout, &args.scan)?;
-    run_list(args, out)
+    // The clone's own configuration file is found from inside it.
+    run_list(args, env, out)
 }
 
-fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
+fn update_in_repository(
+    args: UpdateArgs,
+    env: &Environment,
+    out: &mut dyn Write,
+) -> Result<Status, Error> {
     non_interactive();
     let git_args = &args.git;
     let repository = git_args.repo.repository.as_deref().unwrap_or(".");
     let checkout = Checkout::new(repository, git_args.repo.branch.as_deref())?;
     let _in = InDir::enter(&checkout)?;
     paths_inside(&checkout, &args.scan)?;
-    let (roots, scanner) = roots_and_scanner(&args.scan)?;
+    // The settings of the checkout: its own configuration file, found from inside it.
+    let layers = layers(&args.scan, Some(&args.registry), None, env);
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers)?;
     let rules = update_rules(&args)?;
     // Built once: a retry after someone else pushed asks the registries (and their caches)
     // again through the same client.
-    let registry = registry_resolve(&args)?;
+    let registry = registry_resolve(&args, &settings)?;
     let resolve: &dyn update::Resolve = match &registry {
         Some(r) => r,
         None => &Offline,
@@ -420,6 +473,7 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         let options = UpdateOptions {
             rules: rules.clone(),
             dry_run,
+            scope: settings.scope(),
         };
         // A dry run that cru makes for itself (to check the files it would change) shows
         // nothing; the user's --dry-run shows its diff.
@@ -456,17 +510,18 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
 /// The environment variable holding `cru serve`'s token when `--token-file` is not given.
 pub const TOKEN_VARIABLE: &str = "CRU_SERVE_TOKEN";
 
-fn run_serve(args: ServeArgs) -> Result<Status, Error> {
+fn run_serve(args: ServeArgs, env: &Environment) -> Result<Status, Error> {
     non_interactive();
     let token = serve_token(&args)?;
     let allow =
         serve::api::allow_list(&args.allow).map_err(|e| Error::Invalid(format!("--allow: {e}")))?;
-    let scanner = Scanner::new(ScanOptions {
-        unqualified: !args.scan.qualified_only,
-    });
-    let registry = resolver_options(&args.registry);
-    // Fail at start, not on the first request, when the registry settings are unusable.
-    Resolver::new(registry.clone())?;
+    let layers = layers(&args.scan, Some(&args.registry), None, env);
+    // Fail at start, not on the first request, when the registry settings of the flags and
+    // the environment are unusable; each request adds the repository's configuration file.
+    if let Some(path) = &layers.flags.config {
+        config::load(path)?;
+    }
+    Resolver::new(Settings::merge(&layers, None).resolver_options())?;
     serve::run(ServeOptions {
         listen: std::net::SocketAddr::new(args.listen, args.port),
         repository: args.repository,
@@ -478,8 +533,7 @@ fn run_serve(args: ServeArgs) -> Result<Status, Error> {
         worker: serve::worker::Settings {
             dry_run: args.dry_run,
             paths: args.scan.paths,
-            scanner,
-            registry,
+            layers,
             name: args.username,
             email: args.email,
             request_timeout: std::time::Duration::from_secs(args.request_timeout),

@@ -9,7 +9,8 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::inventory::{display_path, Inventory, Located};
+use crate::config::Pin;
+use crate::inventory::{display_path, Inventory, Located, Scope};
 use crate::reference::Reference;
 
 /// What `check` requires of every reference.
@@ -36,14 +37,21 @@ pub struct Finding {
     pub message: String,
 }
 
-/// The policy findings of `inventory`, in file and position order.
-pub fn policy_findings(inventory: &Inventory, policy: Policy) -> Vec<Finding> {
+/// The policy findings of `inventory`, in file and position order. A rule's `pin:` in
+/// `scope` overrides the digest requirement for its images: `none` exempts them, `digest`
+/// requires a digest whatever the policy.
+pub fn policy_findings(inventory: &Inventory, policy: Policy, scope: &Scope) -> Vec<Finding> {
     let mut findings = Vec::new();
     for file in &inventory.files {
         let path = display_path(&file.path);
         for located in &file.refs {
             let r = &located.occurrence.reference;
-            if policy.require_digest && r.digest().is_none() {
+            let require_digest = match scope.policy(r, &file.path).pin {
+                Some(Pin::Digest) => true,
+                Some(Pin::None) => false,
+                None => policy.require_digest,
+            };
+            if require_digest && r.digest().is_none() {
                 findings.push(finding(
                     &path,
                     located,
@@ -168,6 +176,35 @@ mod tests {
     }
 
     #[test]
+    fn a_rules_pin_overrides_the_digest_requirement_for_its_images() {
+        let inv = inventory("image: nginx:1.25\nimage: gcr.io/dev/app:1\n");
+        let config = crate::config::parse(
+            std::path::Path::new(".cru.yaml"),
+            "rules:\n  - match: {image: 'gcr.io/dev/*'}\n    pin: none\n  - match: {image: nginx}\n    pin: digest\n",
+        )
+        .unwrap();
+        let scope = Scope::new(Some(std::sync::Arc::new(config)));
+        let digest = Policy {
+            require_digest: true,
+            require_tag: false,
+        };
+        let found: Vec<String> = policy_findings(&inv, digest, &scope)
+            .into_iter()
+            .map(|f| f.reference)
+            .collect();
+        assert_eq!(found, ["nginx:1.25"], "pin: none exempts gcr.io/dev/app");
+        let tag_only = Policy {
+            require_digest: false,
+            require_tag: true,
+        };
+        let found: Vec<String> = policy_findings(&inv, tag_only, &scope)
+            .into_iter()
+            .map(|f| f.reference)
+            .collect();
+        assert_eq!(found, ["nginx:1.25"], "pin: digest requires one anyway");
+    }
+
+    #[test]
     fn require_digest_and_tag() {
         let inv = inventory(&format!(
             "image: nginx:1.25\nimage: redis:7@{D1}\nimage: gcr.io/a/b@{D1}\n"
@@ -178,6 +215,7 @@ mod tests {
                 require_digest: true,
                 require_tag: false,
             },
+            &Scope::default(),
         );
         assert_eq!(digest.len(), 1);
         assert_eq!(
@@ -190,10 +228,11 @@ mod tests {
                 require_digest: false,
                 require_tag: true,
             },
+            &Scope::default(),
         );
         assert_eq!(tag.len(), 1);
         assert_eq!(tag[0].reference, format!("gcr.io/a/b@{D1}"));
-        assert!(policy_findings(&inv, Policy::default()).is_empty());
+        assert!(policy_findings(&inv, Policy::default(), &Scope::default()).is_empty());
     }
 
     #[test]

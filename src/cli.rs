@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::reference::Reference;
-use crate::registry::{Platform, DEFAULT_JOBS};
+use crate::registry::Platform;
 
 /// cru finds container image references in files and updates them in place.
 #[derive(Debug, Parser)]
@@ -32,7 +32,7 @@ pub enum Command {
     Man,
     /// Serve updates of a git repository over HTTP (POST / with the references to set).
     Serve(ServeArgs),
-    /// Check cru's configuration file (`.cru.yaml`).
+    /// Check cru's configuration file (`.cru.yaml`) or show the settings in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
 }
@@ -43,6 +43,34 @@ pub enum ConfigCommand {
     /// Check a configuration file: exit 0 when it is valid, 2 with `FILE:LINE:COLUMN: message`
     /// when not.
     Validate(ValidateArgs),
+    /// Show the settings in effect here, each with where it came from (a flag, the
+    /// environment, FILE:LINE of the configuration file, or the default).
+    Show(ShowArgs),
+}
+
+/// `cru config show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub scan: ScanArgs,
+}
+
+/// Which configuration file to read.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// Read this configuration file [default: $CRU_CONFIG, else .cru.yaml or .cru.yml at the
+    /// top of the git repository that holds the first PATH, else in that folder]
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+
+    /// Read no configuration file.
+    #[arg(long)]
+    pub no_config: bool,
 }
 
 /// `cru config validate`.
@@ -66,6 +94,10 @@ pub struct ScanArgs {
     /// (Dockerfile FROM, `image:` keys, `docker://`).
     #[arg(long)]
     pub qualified_only: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigArgs,
 
     /// Files and folders to scan [default: .]
     #[arg(value_name = "PATH")]
@@ -195,13 +227,13 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<Platform>,
 
-    /// Registry requests in flight at most.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_JOBS as u16,
-          value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: u16,
+    /// Registry requests in flight at most [default: 16]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
 
     /// Mirrors and insecure registries (containers-registries.conf v2) [default:
-    /// $CRU_REGISTRIES_CONF, ~/.config/containers/registries.conf, /etc/containers/registries.conf]
+    /// $CRU_REGISTRIES_CONF, the configuration's registries-conf,
+    /// ~/.config/containers/registries.conf, /etc/containers/registries.conf]
     #[arg(long, value_name = "FILE")]
     pub registries_conf: Option<PathBuf>,
 }
@@ -221,7 +253,8 @@ pub enum CheckFormat {
 /// `cru check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Every reference must be pinned to a digest (the default when no policy is given).
+    /// Every reference must be pinned to a digest (the default when no policy is given here
+    /// or in the configuration's `check.require`).
     #[arg(long)]
     pub require_digest: bool,
 

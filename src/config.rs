@@ -88,7 +88,7 @@ pub enum Require {
 }
 
 /// Whether a rule's images are pinned to digests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Pin {
@@ -169,6 +169,8 @@ pub struct Rule {
     pub platform: Option<Platform>,
     /// `ignore:`.
     pub ignore: Option<bool>,
+    /// The rule as written, on one line (for `cru config show`).
+    pub text: String,
 }
 
 /// What the rules say about one reference in one file: each field from the last matching
@@ -324,7 +326,31 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             })?),
             None => None,
         };
+        let mut text = Vec::new();
+        let mut conditions = Vec::new();
+        for (key, value) in [("image", &m.image), ("files", &m.files), ("tag", &m.tag)] {
+            if let Some(v) = value {
+                conditions.push(format!("{key}: {:?}", v.value));
+            }
+        }
+        text.push(format!("match: {{{}}}", conditions.join(", ")));
+        if let Some(pin) = section.pin {
+            text.push(format!(
+                "pin: {}",
+                match pin {
+                    Pin::Digest => "digest",
+                    Pin::None => "none",
+                }
+            ));
+        }
+        if let Some(p) = &platform {
+            text.push(format!("platform: {p}"));
+        }
+        if let Some(ignore) = section.ignore {
+            text.push(format!("ignore: {ignore}"));
+        }
         rules.push(Rule {
+            text: text.join(", "),
             line: first,
             image,
             files,
@@ -438,6 +464,12 @@ impl Config {
             }
         }
         policy
+    }
+
+    /// Whether some rule pins its images to digests (`pin: digest`): registry lookups may be
+    /// needed even when no flag asks for them.
+    pub fn pins_digests(&self) -> bool {
+        self.rules.iter().any(|r| r.pin == Some(Pin::Digest))
     }
 
     /// Whether `path` (as walked) is excluded by `exclude:`.

@@ -7,9 +7,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::config::{Config, ImagePolicy};
 use crate::files;
+use crate::reference::Reference;
 use crate::scan::{Occurrence, Scanner};
 use crate::walk::{self, FileError};
 
@@ -42,17 +44,73 @@ pub struct Inventory {
     pub errors: Vec<FileError>,
 }
 
+/// What the configuration file says about which files and references count: `exclude:` for
+/// the walk, `rules:` for each reference. The default scope has no configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    config: Option<Arc<Config>>,
+}
+
+impl Scope {
+    /// The scope of `config` (none: everything counts, no rules).
+    pub fn new(config: Option<Arc<Config>>) -> Scope {
+        Scope { config }
+    }
+
+    /// The configuration, if there is one.
+    pub fn config(&self) -> Option<&Config> {
+        self.config.as_deref()
+    }
+
+    /// What the rules say about `reference` in `file` (as walked).
+    pub fn policy(&self, reference: &Reference, file: &Path) -> ImagePolicy {
+        self.config
+            .as_ref()
+            .map(|c| c.policy(reference, file))
+            .unwrap_or_default()
+    }
+
+    /// Whether `reference` in `file` counts: not dropped by an `ignore: true` rule.
+    pub fn keeps(&self, reference: &Reference, file: &Path) -> bool {
+        self.config
+            .as_ref()
+            .is_none_or(|c| !c.policy(reference, file).ignore)
+    }
+
+    /// The occurrences of `file` that count.
+    pub fn filter(&self, file: &Path, mut found: Vec<Occurrence>) -> Vec<Occurrence> {
+        if self.config.as_ref().is_some_and(|c| !c.rules.is_empty()) {
+            found.retain(|o| self.keeps(&o.reference, file));
+        }
+        found
+    }
+
+    /// The walk's exclusions, if the configuration has any.
+    pub fn exclude(&self) -> Option<walk::Exclude> {
+        let config = self.config.clone().filter(|c| c.exclude.is_some())?;
+        Some(Arc::new(move |path: &Path, is_dir: bool| {
+            config.excludes(path, is_dir)
+        }))
+    }
+}
+
 impl Inventory {
     /// Walks `roots` and scans every text file (and every file named explicitly).
     pub fn take(roots: &[PathBuf], scanner: &Scanner) -> Inventory {
+        Inventory::take_in(roots, scanner, &Scope::default())
+    }
+
+    /// Like [`Inventory::take`], within `scope`: excluded paths are not walked, ignored
+    /// references are not kept.
+    pub fn take_in(roots: &[PathBuf], scanner: &Scanner, scope: &Scope) -> Inventory {
         // Only several roots can reach one file twice (a walk does not follow symlinks).
         let overlap = roots.len() > 1;
         let found = Mutex::new(Vec::new());
         let read_errors = Mutex::new(Vec::new());
-        let mut errors = walk::for_each_file(roots, |entry| {
+        let mut errors = walk::for_each_file_except(roots, scope.exclude(), |entry| {
             match files::read_text(entry.path, !entry.explicit) {
                 Ok(Some(buf)) => {
-                    let refs = locate(&buf, scanner.scan(&buf));
+                    let refs = locate(&buf, scope.filter(entry.path, scanner.scan(&buf)));
                     if !refs.is_empty() {
                         let file = FoundFile {
                             path: entry.path.to_path_buf(),

@@ -23,6 +23,7 @@ pub mod resolve;
 pub mod rewrite;
 pub mod scan;
 pub mod serve;
+pub mod settings;
 pub mod tags;
 pub mod update;
 pub mod version;

@@ -4,10 +4,16 @@
 //! This adapts the [`registry::Resolver`] to the update's [`Resolve`] seam. Targets without a
 //! tag (digest-only references) have nothing to follow and are left as they are. Every lookup
 //! finishes before any file is written; every failure is reported, then the update stops.
+//!
+//! A group's `pin:` from the configuration decides the digest lookup for its targets:
+//! `digest` pins them without `--resolve-digest`, `none` never looks a digest up, even with
+//! it (digests the targets already carry stay). Its `platform:` applies unless `--platform`
+//! was given: the flag wins over the file.
 
+use crate::config::Pin;
 use crate::reference::Reference;
 use crate::registry::{self, Resolver};
-use crate::update::{Resolve, ResolveError};
+use crate::update::{Group, Resolve, ResolveError};
 
 /// What to look up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +54,20 @@ impl RegistryResolve {
 }
 
 impl Resolve for RegistryResolve {
-    fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+    fn resolve(
+        &self,
+        targets: &[Reference],
+        group: &Group,
+    ) -> Result<Vec<Reference>, ResolveError> {
+        let pin_digest = match group.pin {
+            Some(Pin::Digest) => true,
+            Some(Pin::None) => false,
+            None => self.lookups.digest,
+        };
+        if !(pin_digest || self.lookups.tag) {
+            return Ok(targets.to_vec());
+        }
+        let platform = group.platform.as_ref();
         let wanted: Vec<Reference> = targets
             .iter()
             .filter(|t| t.tag().is_some())
@@ -57,7 +76,7 @@ impl Resolve for RegistryResolve {
         let mut failures: Vec<registry::Error> = Vec::new();
         let mut resolved: Vec<Reference> = Vec::with_capacity(wanted.len());
         if self.lookups.tag {
-            for (target, outcome) in wanted.iter().zip(self.resolver.tags_each(&wanted)) {
+            for (target, outcome) in wanted.iter().zip(self.resolver.tags_on(&wanted, platform)) {
                 match outcome {
                     Ok(choice) => {
                         tracing::debug!(
@@ -66,7 +85,7 @@ impl Resolve for RegistryResolve {
                             target.tag().unwrap_or_default(),
                             choice.matching.join(", ")
                         );
-                        let digest = if self.lookups.digest {
+                        let digest = if pin_digest {
                             Some(choice.digest.as_str())
                         } else {
                             target.digest()
@@ -76,8 +95,11 @@ impl Resolve for RegistryResolve {
                     Err(e) => failures.push(e),
                 }
             }
-        } else if self.lookups.digest {
-            for (target, outcome) in wanted.iter().zip(self.resolver.digests_each(&wanted)) {
+        } else if pin_digest {
+            for (target, outcome) in wanted
+                .iter()
+                .zip(self.resolver.digests_on(&wanted, platform))
+            {
                 match outcome {
                     Ok(digest) => resolved.push(target.with(target.tag(), Some(&digest))),
                     Err(e) => failures.push(e),

@@ -7,12 +7,14 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::config::Pin;
 use crate::files;
-use crate::inventory::{display_path, Inventory};
+use crate::inventory::{display_path, Inventory, Scope};
 use crate::plan::Rules;
 use crate::reference::Reference;
+use crate::registry::Platform;
 use crate::rewrite::{self, Edit};
 use crate::scan::Scanner;
 use crate::walk::FileError;
@@ -20,11 +22,22 @@ use crate::walk::FileError;
 /// A boxed error from a resolver, shown with its chain.
 pub type ResolveError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What the configuration's rules ask of a group of targets: the resolver is asked once per
+/// distinct group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Group {
+    /// `pin:` (`None`: as the command line says).
+    pub pin: Option<Pin>,
+    /// `platform:` (`None`: as the command line says).
+    pub platform: Option<Platform>,
+}
+
 /// Turns targets into the references to write: where registry lookups happen.
 pub trait Resolve {
     /// Returns what each of `targets` (distinct, with the spelling of the file) becomes, in
-    /// order. All or nothing: an error means no file is written.
-    fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError>;
+    /// order, as `group` asks. All or nothing: an error means no file is written.
+    fn resolve(&self, targets: &[Reference], group: &Group)
+        -> Result<Vec<Reference>, ResolveError>;
 }
 
 /// The resolver that does no lookups: targets are written as they are.
@@ -32,7 +45,7 @@ pub trait Resolve {
 pub struct Offline;
 
 impl Resolve for Offline {
-    fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+    fn resolve(&self, targets: &[Reference], _: &Group) -> Result<Vec<Reference>, ResolveError> {
         Ok(targets.to_vec())
     }
 }
@@ -105,6 +118,8 @@ pub struct UpdateOptions {
     pub rules: Rules,
     /// Print a diff instead of writing.
     pub dry_run: bool,
+    /// The configuration's exclusions and per-image rules.
+    pub scope: Scope,
 }
 
 /// Runs an update over `roots`; a dry run prints its diff to `out`.
@@ -115,7 +130,8 @@ pub fn run(
     resolver: &dyn Resolve,
     out: &mut dyn Write,
 ) -> Result<Summary, UpdateError> {
-    let inventory = Inventory::take(roots, scanner);
+    let scope = &options.scope;
+    let inventory = Inventory::take_in(roots, scanner, scope);
     if !inventory.errors.is_empty() {
         for err in &inventory.errors {
             tracing::error!("{err}");
@@ -125,15 +141,43 @@ pub fn run(
     let found = inventory.distinct_references();
     tracing::info!("{found} image references found");
 
-    let targets: BTreeSet<Reference> = inventory
-        .files
-        .iter()
-        .flat_map(|f| &f.refs)
-        .filter_map(|r| options.rules.target(&r.occurrence.reference))
-        .collect();
-    let targets: Vec<Reference> = targets.into_iter().collect();
-    let resolved = resolver.resolve(&targets).map_err(UpdateError::Resolve)?;
-    let resolved: HashMap<Reference, Reference> = targets.into_iter().zip(resolved).collect();
+    // The distinct targets of each group, groups in the order first met.
+    let group_of = |r: &Reference, file: &Path| {
+        let policy = scope.policy(r, file);
+        Group {
+            pin: policy.pin,
+            platform: policy.platform,
+        }
+    };
+    let mut groups: Vec<(Group, BTreeSet<Reference>)> = Vec::new();
+    for file in &inventory.files {
+        for r in &file.refs {
+            let r = &r.occurrence.reference;
+            let Some(target) = options.rules.target(r) else {
+                continue;
+            };
+            let group = group_of(r, &file.path);
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, targets)) => {
+                    targets.insert(target);
+                }
+                None => groups.push((group, BTreeSet::from([target]))),
+            }
+        }
+    }
+    let mut resolved: HashMap<(Group, Reference), Reference> = HashMap::new();
+    for (group, targets) in groups {
+        let targets: Vec<Reference> = targets.into_iter().collect();
+        let each = resolver
+            .resolve(&targets, &group)
+            .map_err(UpdateError::Resolve)?;
+        resolved.extend(
+            targets
+                .into_iter()
+                .zip(each)
+                .map(|(t, r)| ((group.clone(), t), r)),
+        );
+    }
 
     let mut summary = Summary {
         found,
@@ -143,7 +187,10 @@ pub fn run(
     for file in &inventory.files {
         let becomes = |r: &Reference| {
             let target = options.rules.target(r)?;
-            resolved.get(&target).filter(|t| *t != r).cloned()
+            resolved
+                .get(&(group_of(r, &file.path), target))
+                .filter(|t| *t != r)
+                .cloned()
         };
         if !file
             .refs
@@ -158,7 +205,7 @@ pub fn run(
             source,
         })?;
         let buf = read.unwrap_or_default();
-        let now = scanner.scan(&buf);
+        let now = scope.filter(&file.path, scanner.scan(&buf));
         let before: Vec<_> = file.refs.iter().map(|r| &r.occurrence).collect();
         if now.iter().ne(before.iter().copied()) {
             return Err(UpdateError::Changed { path });
@@ -247,7 +294,11 @@ mod tests {
     struct Failing;
 
     impl Resolve for Failing {
-        fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+        fn resolve(
+            &self,
+            targets: &[Reference],
+            _: &Group,
+        ) -> Result<Vec<Reference>, ResolveError> {
             assert!(!targets.is_empty());
             Err("registry unreachable".into())
         }
@@ -257,7 +308,11 @@ mod tests {
     struct Pin;
 
     impl Resolve for Pin {
-        fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+        fn resolve(
+            &self,
+            targets: &[Reference],
+            _: &Group,
+        ) -> Result<Vec<Reference>, ResolveError> {
             let digest = format!("sha256:{}", "ab".repeat(32));
             Ok(targets
                 .iter()
@@ -270,7 +325,11 @@ mod tests {
     struct Hostile(&'static str);
 
     impl Resolve for Hostile {
-        fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+        fn resolve(
+            &self,
+            targets: &[Reference],
+            _: &Group,
+        ) -> Result<Vec<Reference>, ResolveError> {
             Ok(targets
                 .iter()
                 .map(|t| match self.0 {
@@ -285,6 +344,7 @@ mod tests {
         UpdateOptions {
             rules: Rules::new(Selection::All, true).unwrap(),
             dry_run: false,
+            scope: Scope::default(),
         }
     }
 

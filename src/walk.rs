@@ -7,11 +7,13 @@
 //! A path named twice (`a.yaml ./a.yaml dir/../a.yaml`, or a symlink and its target) is
 //! walked once, under its first spelling. FIFOs, devices and sockets are never opened: met
 //! while walking they are skipped, named explicitly they are an error.
-//! This module only finds files; reading and scanning them is the caller's.
+//! The configuration's `exclude:` comes in as a predicate ([`Exclude`]), applied like an
+//! ignore file. This module only finds files; reading and scanning them is the caller's.
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ignore::{WalkBuilder, WalkState};
 
@@ -40,8 +42,24 @@ pub const CRU_IGNORE: &str = ".cruignore";
 /// Folders that are the internals of a version control system, never worth scanning.
 const VCS_DIRS: [&str; 3] = [".git", ".hg", ".svn"];
 
+/// A predicate over walked paths (`path`, `is_dir`) that leaves them out, as the
+/// configuration's `exclude:` does; paths named explicitly are never left out.
+pub type Exclude = Arc<dyn Fn(&Path, bool) -> bool + Send + Sync>;
+
 /// Calls `visit` for every file under `roots`, from several threads; returns what failed.
 pub fn for_each_file<F>(roots: &[PathBuf], visit: F) -> Vec<FileError>
+where
+    F: Fn(FileEntry<'_>) + Sync,
+{
+    for_each_file_except(roots, None, visit)
+}
+
+/// Like [`for_each_file`], leaving out what `exclude` says (folders are not entered).
+pub fn for_each_file_except<F>(
+    roots: &[PathBuf],
+    exclude: Option<Exclude>,
+    visit: F,
+) -> Vec<FileError>
 where
     F: Fn(FileEntry<'_>) + Sync,
 {
@@ -57,7 +75,13 @@ where
         .add_custom_ignore_filename(CRU_IGNORE)
         .hidden(false)
         .follow_links(false)
-        .filter_entry(|e| !(e.depth() > 0 && VCS_DIRS.iter().any(|d| e.file_name() == *d)));
+        .filter_entry(move |e| {
+            e.depth() == 0
+                || !(VCS_DIRS.iter().any(|d| e.file_name() == *d)
+                    || exclude.as_ref().is_some_and(|excluded| {
+                        excluded(e.path(), e.file_type().is_some_and(|t| t.is_dir()))
+                    }))
+        });
     let errors = std::sync::Mutex::new(Vec::new());
     builder.build_parallel().run(|| {
         let visit = &visit;

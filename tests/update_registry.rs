@@ -363,3 +363,64 @@ fn a_progress_bar_counts_the_lookups_on_a_terminal_only() {
         stdout(&out)
     );
 }
+
+#[test]
+fn configuration_rules_pin_per_image_and_per_file_and_choose_the_platform() {
+    let reg = Registry::start();
+    let host = reg.host();
+    let app = reg.push_oci("team/app", "a", &["1.0"]);
+    let (_, amd64, arm64) = reg.push_index("team/multi", "b", &["2.0"]);
+    let dev = reg.push_oci("team/dev", "d", &["1"]);
+    let setup = Setup::new();
+    setup.dir.write(
+        ".cru.yaml",
+        format!(
+            "rules:\n  - match: {{image: '{host}/team/app'}}\n    pin: digest\n  - match: {{image: '{host}/team/multi'}}\n    pin: digest\n    platform: linux/arm64\n  - match: {{image: '{host}/team/dev'}}\n    pin: none\n  - match: {{image: '{host}/team/dev', files: 'pinned/**'}}\n    pin: digest\n"
+        ),
+    );
+    let deploy =
+        format!("a: {host}/team/app:1.0\nb: {host}/team/multi:2.0\nc: {host}/team/dev:1\n");
+    let write = || {
+        setup.dir.write("deploy.yaml", &deploy);
+        setup
+            .dir
+            .write("pinned/deploy.yaml", format!("c: {host}/team/dev:1\n"));
+    };
+
+    // No flag asks for digests: the rules do, for their images only.
+    write();
+    let out = setup.run(&["update", "--all", "--matching-tag"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        setup.dir.read_string("deploy.yaml"),
+        format!("a: {host}/team/app:1.0@{app}\nb: {host}/team/multi:2.0@{arm64}\nc: {host}/team/dev:1\n"),
+        "pin: digest pins, platform: resolves to arm64, pin: none leaves team/dev alone"
+    );
+    assert_eq!(
+        setup.dir.read_string("pinned/deploy.yaml"),
+        format!("c: {host}/team/dev:1@{dev}\n"),
+        "the later rule with a files glob pins team/dev in pinned/"
+    );
+
+    // --resolve-digest does not pin what `pin: none` exempts; --platform wins over the file.
+    write();
+    let out = setup.run(&[
+        "update",
+        "--all",
+        "--matching-tag",
+        "--resolve-digest",
+        "--platform",
+        "linux/amd64",
+    ]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        setup.dir.read_string("deploy.yaml"),
+        format!("a: {host}/team/app:1.0@{app}\nb: {host}/team/multi:2.0@{amd64}\nc: {host}/team/dev:1\n")
+    );
+
+    // --no-config: the file says nothing, nothing asks for lookups.
+    write();
+    let out = setup.run(&["update", "--all", "--matching-tag", "--no-config"]);
+    assert_exit(&out, 0);
+    assert_eq!(setup.dir.read_string("deploy.yaml"), deploy);
+}

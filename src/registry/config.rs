@@ -117,32 +117,28 @@ impl RegistriesConf {
         RegistriesConf::parse(&text, path)
     }
 
-    /// Finds and reads the settings: `explicit`, else `$CRU_REGISTRIES_CONF`, else the user's
-    /// `$XDG_CONFIG_HOME/containers/registries.conf` (or `~/.config/…`), else
-    /// `/etc/containers/registries.conf`; none of those existing means no settings.
-    /// An explicitly named file (argument or variable) must exist.
-    pub fn discover(explicit: Option<&Path>) -> Result<RegistriesConf, ConfigError> {
-        if let Some(path) = explicit {
-            return RegistriesConf::load(path);
+    /// Reads the file the settings chose (`--registries-conf`, `$CRU_REGISTRIES_CONF`, the
+    /// configuration's `registries-conf:`, else the first of the user's and the system's
+    /// files that exists: see `settings`); `None` means no mirrors and no insecure registries.
+    pub fn discover(path: Option<&Path>) -> Result<RegistriesConf, ConfigError> {
+        match path {
+            Some(path) => {
+                tracing::debug!(path = %path.display(), "using registries config");
+                RegistriesConf::load(path)
+            }
+            None => Ok(RegistriesConf::default()),
         }
-        if let Some(path) = std::env::var_os("CRU_REGISTRIES_CONF").filter(|p| !p.is_empty()) {
-            return RegistriesConf::load(Path::new(&path));
-        }
-        let user_dir = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-        let candidates = user_dir
+    }
+
+    /// Where the registries.conf is looked for when nothing names one: the user's
+    /// `$XDG_CONFIG_HOME/containers/registries.conf` (or `~/.config/…`), then the system's.
+    /// `user_config` is the user's configuration folder, as the caller found it.
+    pub fn default_locations(user_config: Option<&Path>) -> Vec<PathBuf> {
+        user_config
             .map(|d| d.join("containers/registries.conf"))
             .into_iter()
-            .chain([PathBuf::from("/etc/containers/registries.conf")]);
-        for path in candidates {
-            if path.is_file() {
-                tracing::debug!(path = %path.display(), "using registries config");
-                return RegistriesConf::load(&path);
-            }
-        }
-        Ok(RegistriesConf::default())
+            .chain([PathBuf::from("/etc/containers/registries.conf")])
+            .collect()
     }
 
     /// The endpoints to query for `registry/repository` (a normalised name), in order: the

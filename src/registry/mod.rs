@@ -85,7 +85,7 @@ impl fmt::Display for Platform {
 /// How to build a [`Resolver`].
 #[derive(Debug, Clone)]
 pub struct ResolverOptions {
-    /// A registries.conf to use instead of the discovered one (`--registries-conf`).
+    /// The registries.conf to read (chosen by the settings); `None`: no mirrors.
     pub registries_conf: Option<PathBuf>,
     /// The directory holding `config.json`, instead of `$DOCKER_CONFIG` or `~/.docker`.
     pub docker_config: Option<PathBuf>,
@@ -312,14 +312,26 @@ impl Resolver {
     /// Like [`Resolver::resolve_digests`], with every lookup's own outcome, so that all
     /// failures can be reported.
     pub fn digests_each(&self, refs: &[Reference]) -> Vec<Result<String, Error>> {
+        self.digests_on(refs, None)
+    }
+
+    /// Like [`Resolver::digests_each`], resolving to `platform`'s manifest where the resolver
+    /// has no platform of its own (`--platform` wins over a configuration rule's).
+    pub fn digests_on(
+        &self,
+        refs: &[Reference],
+        platform: Option<&Platform>,
+    ) -> Vec<Result<String, Error>> {
         let inner = &self.inner;
+        let platform = inner.platform.clone().or_else(|| platform.cloned());
         let progress = Arc::new(progress::Lookups::start(refs.len()));
         self.runtime.block_on(join_all(refs.iter().map(|r| {
             let inner = inner.clone();
             let r = r.clone();
             let progress = progress.clone();
+            let platform = platform.clone();
             async move {
-                let outcome = inner.resolve(&r).await;
+                let outcome = inner.resolve(&r, platform.as_ref()).await;
                 progress.done_one();
                 outcome
             }
@@ -334,14 +346,25 @@ impl Resolver {
 
     /// Like [`Resolver::resolve_tags`], with every lookup's own outcome.
     pub fn tags_each(&self, refs: &[Reference]) -> Vec<Result<TagChoice, Error>> {
+        self.tags_on(refs, None)
+    }
+
+    /// Like [`Resolver::tags_each`], on `platform` where the resolver has none of its own.
+    pub fn tags_on(
+        &self,
+        refs: &[Reference],
+        platform: Option<&Platform>,
+    ) -> Vec<Result<TagChoice, Error>> {
         let inner = &self.inner;
+        let platform = inner.platform.clone().or_else(|| platform.cloned());
         let progress = Arc::new(progress::Lookups::start(refs.len()));
         self.runtime.block_on(join_all(refs.iter().map(|r| {
             let inner = inner.clone();
             let r = r.clone();
             let progress = progress.clone();
+            let platform = platform.clone();
             async move {
-                let outcome = inner.resolve_tag(&r).await;
+                let outcome = inner.resolve_tag(&r, platform.as_ref()).await;
                 progress.done_one();
                 outcome
             }
@@ -367,15 +390,20 @@ impl Inner {
     }
 
     /// Asks each endpoint in turn (mirrors first) until one answers.
-    async fn digest_of(&self, r: &Reference, tag: &str) -> Result<String, Error> {
+    async fn digest_of(
+        &self,
+        r: &Reference,
+        tag: &str,
+        platform: Option<&Platform>,
+    ) -> Result<String, Error> {
         let name = format!("{}:{tag}", r.normalized_name());
         let endpoints = self.endpoints(r);
         let mut last = None;
         for (i, ep) in endpoints.iter().enumerate() {
-            match self.inner_digest(ep, tag).await {
+            match self.inner_digest(ep, tag, platform).await {
                 Ok(d) => return Ok(d),
                 Err(f) => {
-                    let e = Error::from_failure(f, &name, &ep.host, self.platform.as_ref());
+                    let e = Error::from_failure(f, &name, &ep.host, platform);
                     if i + 1 < endpoints.len() {
                         tracing::warn!("{e}; trying the next endpoint");
                     }
@@ -386,15 +414,20 @@ impl Inner {
         Err(last.expect("there is always at least one endpoint"))
     }
 
-    async fn inner_digest(&self, ep: &Endpoint, tag: &str) -> Result<String, Failure> {
-        self.client.digest(ep, tag, self.platform.as_ref()).await
+    async fn inner_digest(
+        &self,
+        ep: &Endpoint,
+        tag: &str,
+        platform: Option<&Platform>,
+    ) -> Result<String, Failure> {
+        self.client.digest(ep, tag, platform).await
     }
 
-    async fn resolve(&self, r: &Reference) -> Result<String, Error> {
+    async fn resolve(&self, r: &Reference, platform: Option<&Platform>) -> Result<String, Error> {
         let tag = r.tag().ok_or_else(|| Error::NoTag {
             reference: r.normalized_name(),
         })?;
-        let digest = self.digest_of(r, tag).await?;
+        let digest = self.digest_of(r, tag, platform).await?;
         tracing::info!(
             "resolving repository {} Tag {tag} to Digest {digest}",
             r.normalized_name()
@@ -402,12 +435,16 @@ impl Inner {
         Ok(digest)
     }
 
-    async fn resolve_tag(self: &Arc<Self>, r: &Reference) -> Result<TagChoice, Error> {
+    async fn resolve_tag(
+        self: &Arc<Self>,
+        r: &Reference,
+        platform: Option<&Platform>,
+    ) -> Result<TagChoice, Error> {
         let own = r.tag().ok_or_else(|| Error::NoTag {
             reference: r.normalized_name(),
         })?;
         // The tag's digest and the tag list do not depend on each other: ask both at once.
-        let (digest, listed) = tokio::join!(self.resolve(r), self.tags_of(r));
+        let (digest, listed) = tokio::join!(self.resolve(r, platform), self.tags_of(r));
         let (digest, (ep, tags)) = (digest?, listed?);
         let lookups = tags
             .iter()
@@ -416,8 +453,9 @@ impl Inner {
             .map(|tag| {
                 let inner = self.clone();
                 let ep = ep.clone();
+                let platform = platform.cloned();
                 async move {
-                    let d = inner.inner_digest(&ep, &tag).await;
+                    let d = inner.inner_digest(&ep, &tag, platform.as_ref()).await;
                     (tag, d)
                 }
             });
@@ -431,12 +469,7 @@ impl Inner {
                 Err(Failure::NotFound) => {}
                 Err(f) => {
                     let name = format!("{}:{tag}", r.normalized_name());
-                    first_error.get_or_insert(Error::from_failure(
-                        f,
-                        &name,
-                        &ep.host,
-                        self.platform.as_ref(),
-                    ));
+                    first_error.get_or_insert(Error::from_failure(f, &name, &ep.host, platform));
                 }
             }
         }

@@ -22,9 +22,9 @@ use axum::http::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::git::{Checkout, CommitSpec, GitError, Outcome};
-use crate::registry::{Resolver, ResolverOptions};
+use crate::registry::Resolver;
 use crate::resolve::{Lookups, LookupsFailed, RegistryResolve};
-use crate::scan::Scanner;
+use crate::settings::Layers;
 use crate::update::{self, Offline, UpdateError, UpdateOptions};
 
 use super::api::Job;
@@ -39,10 +39,9 @@ pub struct Settings {
     pub dry_run: bool,
     /// The files and folders to update, relative to the repository's root (empty: all).
     pub paths: Vec<PathBuf>,
-    /// How references are found.
-    pub scanner: Scanner,
-    /// How registries are reached, for `resolve-digest`.
-    pub registry: ResolverOptions,
+    /// Flags and environment; merged per request with the configuration file of the
+    /// branch's tip (`.cru.yaml`, re-read after every refresh).
+    pub layers: Layers,
     /// Author and committer name.
     pub name: Option<String>,
     /// Author and committer email.
@@ -294,15 +293,24 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
     } else {
         settings.paths.iter().map(|p| workdir.join(p)).collect()
     };
-    let registry = if job.resolve_digest {
-        let resolver = Resolver::new(settings.registry.clone()).map_err(|e| Failed {
+    // The configuration of the branch's tip, read again for every request.
+    let merged = settings.layers.settings(&roots[0]).map_err(|e| Failed {
+        status: StatusCode::CONFLICT,
+        message: format!(
+            "the repository's configuration file cannot be used: {e}; nothing was changed"
+        ),
+    })?;
+    let scanner = merged.scanner();
+    let scope = merged.scope();
+    let registry = if job.resolve_digest || merged.pins_digests() {
+        let resolver = Resolver::new(merged.resolver_options()).map_err(|e| Failed {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: format!("setting up registry lookups: {e}"),
         })?;
         Some(RegistryResolve::new(
             resolver,
             Lookups {
-                digest: true,
+                digest: job.resolve_digest,
                 tag: false,
             },
         ))
@@ -323,14 +331,9 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
         let options = UpdateOptions {
             rules: job.rules.clone(),
             dry_run,
+            scope: scope.clone(),
         };
-        let summary = update::run(
-            &roots,
-            &settings.scanner,
-            &options,
-            resolve,
-            &mut io::sink(),
-        )?;
+        let summary = update::run(&roots, &scanner, &options, resolve, &mut io::sink())?;
         Ok(summary.paths)
     });
     // The git layer gives the files relative to the working tree's root.
