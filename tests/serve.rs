@@ -1102,3 +1102,58 @@ fn a_port_in_use_is_reported_once_with_its_cause() {
     );
     assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
 }
+
+#[test]
+fn each_request_honours_the_configuration_file_of_the_branchs_tip() {
+    let env = Env::new();
+    let mut files = FILES.to_vec();
+    files.push((".cru.yaml", "exclude: [docs/]\n"));
+    let bare = env.bare_repo("remote", &files, &[]);
+    let service = Service::start(&env, &bare, &[]);
+
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "app 1.1"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["files"],
+        json!(["Dockerfile", "deploy/app.yaml"]),
+        "docs/ is excluded by the repository's .cru.yaml"
+    );
+
+    // Someone changes the configuration: the next request reads the new one.
+    let other = env.path("other");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(
+        other.join(".cru.yaml"),
+        "rules:\n  - match: {files: 'Dockerfile'}\n    ignore: true\n",
+    )
+    .unwrap();
+    env.git(&other, &["commit", "-qam", "configure cru"]);
+    env.git(&other, &["push", "-q", "origin", "main"]);
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.2"], "app 1.2"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["files"], json!(["deploy/app.yaml", "docs/notes.md"]));
+    assert_eq!(
+        env.show(&bare, "main", "Dockerfile"),
+        "FROM gcr.io/project/app:1.1\n"
+    );
+
+    // A broken file refuses the request with its line and changes nothing.
+    env.git(&other, &["pull", "-q", "--ff-only", "origin", "main"]);
+    std::fs::write(other.join(".cru.yaml"), "jobs: 0\n").unwrap();
+    env.git(&other, &["commit", "-qam", "break it"]);
+    env.git(&other, &["push", "-q", "origin", "main"]);
+    let before = env.rev(&bare, "main");
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.3"], "app 1.3"));
+    assert_eq!(status, 409, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(message.contains(".cru.yaml:1:7: jobs: 0"), "{message}");
+    assert_eq!(env.rev(&bare, "main"), before);
+}

@@ -87,6 +87,8 @@ impl Env {
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
         std::fs::create_dir_all(home.join(".config")).unwrap();
         std::fs::write(home.join(".gitconfig"), "").unwrap();
+        std::fs::create_dir_all(home.join(".docker")).unwrap();
+        std::fs::write(home.join(".docker/config.json"), "{}").unwrap();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         Env {
             dir,
@@ -120,10 +122,15 @@ impl Env {
             "GIT_COMMITTER_NAME",
             "GIT_COMMITTER_EMAIL",
             "RUST_LOG",
+            "CRU_CONFIG",
+            "CRU_REGISTRIES_CONF",
+            "REGISTRY_AUTH_FILE",
         ] {
             cmd.env_remove(var);
         }
         cmd.env("HOME", &self.home)
+            .env("DOCKER_CONFIG", self.home.join(".docker"))
+            .env("GIT_CONFIG_SYSTEM", "/dev/null")
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
             .env("GIT_CONFIG_NOSYSTEM", "1")

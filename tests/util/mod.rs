@@ -52,22 +52,53 @@ impl Dir {
     }
 }
 
-/// The `cru` binary with the user's configuration and credentials out of the way.
+/// The `cru` binary in a sealed environment: HOME, the docker config, the XDG and git
+/// configuration point at an empty home of the tests' own (never the developer's), and
+/// cru's own variables are unset. A test that needs one sets it on the command.
 pub fn cru_command() -> Command {
+    let home = sealed_home();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cru"));
     for var in [
-        "DOCKER_CONFIG",
         "CRU_REGISTRIES_CONF",
+        "CRU_CONFIG",
+        "CRU_SERVE_TOKEN",
         "REGISTRY_AUTH_FILE",
-        "XDG_CONFIG_HOME",
-        "GIT_CONFIG_GLOBAL",
         "RUST_LOG",
         "NO_COLOR",
-        "CRU_CONFIG",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
     ] {
         cmd.env_remove(var);
     }
+    cmd.env("HOME", home)
+        .env("DOCKER_CONFIG", home.join(".docker"))
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
+        .env("GIT_CONFIG_SYSTEM", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0");
     cmd
+}
+
+/// An empty home for every test binary, made once under the target's test folder: an empty
+/// `config.json` and `.gitconfig`, an empty `.config`. Each file is written by rename, so
+/// that test binaries running at once never read half a file.
+pub fn sealed_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| {
+        let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sealed-home");
+        for (rel, text) in [(".docker/config.json", "{}"), (".gitconfig", "")] {
+            let path = home.join(rel);
+            if path.is_file() {
+                continue;
+            }
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            fs::write(&tmp, text).unwrap();
+            fs::rename(&tmp, &path).unwrap();
+        }
+        fs::create_dir_all(home.join(".config")).unwrap();
+        home
+    })
 }
 
 pub fn stdout(out: &Output) -> String {
