@@ -1,7 +1,7 @@
 //! Whether a position in a buffer is inside a comment (`#` or `//`), read forward.
 //!
-//! A line is commented from a `#` that starts it or follows a blank, or from a `//` that
-//! starts it. A `#` inside a quoted string (`"--port 80 #main"`) starts nothing. A quote
+//! A line is commented from a `#` that starts it or follows a blank (but not `#1`, a
+//! number), or from a `//` that starts it. A `#` inside a quoted string (`"--port 80 #main"`) starts nothing. A quote
 //! opens a string only where a value can start (not after a letter or digit, so `it's` is
 //! no string); strings end at the line's end. This is not a lexer for any one language: it
 //! knows no block comments, here-documents or multi-line strings.
@@ -73,7 +73,16 @@ impl<'a> Comments<'a> {
             }
         } else {
             match b {
-                b'#' if self.blank || self.prev.is_ascii_whitespace() => self.commented = true,
+                // Not `#` before a digit inside a line: a number (`Step #1`, `issue #12`).
+                b'#' if self.blank
+                    || (self.prev.is_ascii_whitespace()
+                        && !self
+                            .haystack
+                            .get(self.at + 1)
+                            .is_some_and(u8::is_ascii_digit)) =>
+                {
+                    self.commented = true;
+                }
                 b'/' if self.blank && self.haystack.get(self.at + 1) == Some(&b'/') => {
                     self.commented = true;
                 }

@@ -14,6 +14,7 @@ use regex::bytes::Regex;
 
 use crate::reference::{Reference, TRANSPORTS};
 
+mod boundary;
 mod comment;
 mod yaml;
 
@@ -61,11 +62,14 @@ const QUALIFIED: &str = r"(?-u)[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?::[0-
 /// Image contexts; the reference starts where the match ends. Every branch starts with a
 /// literal, so the search skips ahead quickly; what must stand before it is checked by
 /// [`context_applies`].
-/// - Dockerfile `FROM [--platform=…] ` and `COPY … --from=` at the start of a line;
-/// - a key `image` or `container` (`image`, `Image`, `IMAGE`), YAML/JSON/HCL style, quoted or not;
-/// - a `--image=` or `--image ` flag (`kubectl run`, `gcloud run deploy`), `docker pull`;
+/// - Dockerfile `FROM [--platform=…] ` (the image may be quoted) and `COPY … --from=` at the
+///   start of a line;
+/// - a key `image` or `container` (`image`, `Image`, `IMAGE`), YAML/JSON/HCL style, quoted or not
+///   (or quoted with escapes, JSON inside a string: `{\"image\":\"x:1\"}`);
+/// - a `--image=` or `--image ` flag (`kubectl run`, `gcloud run deploy`), `docker pull` (past
+///   its flags, and the values of those that take one: `--creds user:pass`);
 /// - a `docker://`, `docker-image://` or `oci://` transport.
-const CONTEXT: &str = r#"(?-u)(?:FROM|from)[ \t]+(?:--[A-Za-z-]+=[^ \t\r\n]+[ \t]+)*|(?:COPY|copy)[ \t]+(?:--[A-Za-z-]+(?:=[^ \t\r\n]*)?[ \t]+)*--from=|(?:image|Image|IMAGE|container|Container|CONTAINER)["']?[ \t]*[:=][ \t]*["']?|--image[= ]["']?|(?:docker|podman)[ \t]+pull[ \t]+(?:--?[A-Za-z-]+(?:=[^ \t\r\n]+)?[ \t]+)*["']?|(?:docker|docker-image|oci)://"#;
+const CONTEXT: &str = r#"(?-u)(?:FROM|from)[ \t]+(?:--[A-Za-z-]+=[^ \t\r\n]+[ \t]+)*["']?|(?:COPY|copy)[ \t]+(?:--[A-Za-z-]+(?:=[^ \t\r\n]*)?[ \t]+)*--from=|(?:image|Image|IMAGE|container|Container|CONTAINER)(?:\\?["'])?[ \t]*[:=][ \t]*(?:\\?["'])?|--image[= ]["']?|(?:docker|podman)[ \t]+pull[ \t]+(?:--(?:creds|authfile|cert-dir|decryption-key|platform|arch|os|variant|retry|retry-delay|policy)[ \t]+[^ \t\r\n]+[ \t]+|--?[A-Za-z-]+(?:=[^ \t\r\n]+)?[ \t]+)*["']?|(?:docker|docker-image|oci)://"#;
 
 /// GitLab CI's structured image contexts: list items under `services:` (`- postgres:16`,
 /// `- name: mysql:8`) and `name:` under `image:`. Checked against the YAML nesting by
@@ -215,40 +219,71 @@ fn overlaps(sorted: &[Occurrence], occ: &Occurrence) -> bool {
 }
 
 /// Bytes that make a following reference part of a longer token: name characters, and the
-/// ends of templates and escapes (`${X}`, `$(x)`, `<x>`, `%s`, `\n`).
+/// ends of templates and escapes (`${X}`, `$(x)`, `<x>`, `%s`, `\n`), and YAML tags (`!!x`).
 fn continues_before(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'/' | b'.' | b'-' | b'_' | b':' | b'@' | b'$' | b'}' | b')' | b'>' | b'%' | b'\\'
+            b'/' | b'.'
+                | b'-'
+                | b'_'
+                | b':'
+                | b'@'
+                | b'$'
+                | b'}'
+                | b')'
+                | b'>'
+                | b'%'
+                | b'\\'
+                | b'!'
         )
 }
 
-/// Bytes that make a preceding reference part of a longer token.
+/// Bytes that make a preceding reference part of a longer token, or of a query string
+/// (`app:v2?force=true`) or a key (`x/y:labels.id=…`).
 fn continues_after(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'{' | b'$' | b'@')
+    b.is_ascii_alphanumeric() || matches!(b, b'/' | b'{' | b'$' | b'@' | b'?' | b'=')
 }
 
 /// Checks the token boundaries of a candidate and parses it.
-fn accept(haystack: &[u8], start: usize, end: usize) -> Option<Occurrence> {
+fn accept(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
+    let emphasis = boundary::emphasis_end(haystack, start, end);
+    if let Some(e) = emphasis {
+        end = e;
+    }
     if start > 0 && continues_before(haystack[start - 1]) {
         let before = &haystack[..start];
-        if !TRANSPORTS.iter().any(|t| before.ends_with(t.as_bytes())) {
+        let after = &haystack[end..];
+        let wrapped = match before[start - 1] {
+            b'>' => boundary::is_element_content(before, after),
+            b'_' => emphasis.is_some() && boundary::opens_emphasis(haystack, start),
+            // Only with a digest: a default tag is often one part of a templated name.
+            b'-' => {
+                boundary::is_shell_default(before, after) && haystack[start..end].contains(&b'@')
+            }
+            _ => false,
+        };
+        if !wrapped && !TRANSPORTS.iter().any(|t| before.ends_with(t.as_bytes())) {
             return None;
         }
     }
-    finish(haystack, start, end)
+    let occ = finish(haystack, start, end)?;
+    (!boundary::is_request_or_refspec(haystack, start)).then_some(occ)
 }
 
-/// Trims a sentence's final dots, checks what follows, and parses.
+/// Trims a sentence's final dots (and log text glued on with an ellipsis, `:latest...ERRO`),
+/// checks what follows, and parses.
 fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
+    if let Some(i) = memchr::memmem::find(&haystack[start..end], b"...") {
+        end = start + i;
+    }
     while end > start && haystack[end - 1] == b'.' {
         end -= 1;
     }
     if haystack.get(end).is_some_and(|&b| continues_after(b)) {
         return None;
     }
-    if is_concatenated(&haystack[end..]) {
+    if boundary::is_concatenated(&haystack[end..]) {
         return None;
     }
     let text = std::str::from_utf8(&haystack[start..end]).ok()?;
@@ -257,14 +292,16 @@ fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
         // A transport prefix inside the span (`docker://docker://x:1`): not a clean token.
         return None;
     }
+    let after = haystack.get(end).copied();
     let rejected = match reference.tag() {
         None => reference.digest().is_none(),
         // `dir/file.go:12` and `"53": "kube-system/kube-dns:53"` are not images.
         Some(tag) if tag.bytes().all(|b| b.is_ascii_digit()) => {
-            is_source_file(reference.name()) || is_port_mapping(&haystack[..start])
+            boundary::is_source_file(reference.name())
+                || boundary::is_port_mapping(&haystack[..start])
         }
-        Some(_) => false,
-    };
+        Some(tag) => boundary::is_action_scope(tag, after),
+    } || boundary::has_nested_host(reference.name());
     if rejected {
         return None;
     }
@@ -275,93 +312,6 @@ fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
         name_end,
         reference,
     })
-}
-
-/// A quoted string that continues with `+`: the tag is only the start of an expression
-/// (`'quay.io/prometheus/alertmanager:v' + version`).
-fn is_concatenated(after: &[u8]) -> bool {
-    let Some((&quote, rest)) = after.split_first() else {
-        return false;
-    };
-    let rest = &rest[rest
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t'))
-        .count()..];
-    matches!(quote, b'\'' | b'"') && rest.first() == Some(&b'+')
-}
-
-/// Extensions of source files, whose `path/file.ext:123` is a file and line, not an image.
-const SOURCE_EXTENSIONS: [&str; 24] = [
-    "c",
-    "cc",
-    "cpp",
-    "cs",
-    "go",
-    "h",
-    "hpp",
-    "java",
-    "js",
-    "json",
-    "jsonnet",
-    "kt",
-    "libsonnet",
-    "md",
-    "php",
-    "py",
-    "rb",
-    "rs",
-    "scala",
-    "sh",
-    "swift",
-    "ts",
-    "yaml",
-    "yml",
-];
-
-fn is_source_file(name: &str) -> bool {
-    let last = name.rsplit('/').next().unwrap_or(name);
-    last.rsplit_once('.')
-        .is_some_and(|(_, ext)| SOURCE_EXTENSIONS.contains(&ext))
-}
-
-/// A line like `"8080": "default/example-tcp-svc:9000"` (ingress-nginx TCP/UDP services):
-/// a port number as the key, `namespace/service:port` as the value. Read backwards from the
-/// value, so that only the key and the blanks around it are read.
-fn is_port_mapping(before: &[u8]) -> bool {
-    let blank = |b: &u8| b.is_ascii_whitespace() && *b != b'\n';
-    let mut rest = before;
-    let skip = |rest: &mut &[u8], f: &dyn Fn(&u8) -> bool| {
-        let n = rest.iter().rev().take_while(|b| f(b)).count();
-        *rest = &rest[..rest.len() - n];
-        n
-    };
-    skip(&mut rest, &blank);
-    if rest.last() == Some(&b'"') {
-        rest = &rest[..rest.len() - 1];
-        skip(&mut rest, &blank);
-    }
-    let Some(r) = rest.strip_suffix(b":") else {
-        return false;
-    };
-    rest = r;
-    skip(&mut rest, &blank);
-    let quoted = rest.last() == Some(&b'"');
-    if quoted {
-        rest = &rest[..rest.len() - 1];
-    }
-    if skip(&mut rest, &|b| b.is_ascii_digit()) == 0 {
-        return false;
-    }
-    if quoted {
-        let Some(r) = rest.strip_suffix(b"\"") else {
-            return false;
-        };
-        rest = r;
-    }
-    skip(&mut rest, &blank);
-    skip(&mut rest, &|b| *b == b'#');
-    skip(&mut rest, &blank);
-    rest.last().map_or(true, |&b| b == b'\n')
 }
 
 /// Longer than any reference: a 255-byte name, a 128-byte tag and a sha512 digest.
@@ -387,7 +337,14 @@ fn token_at(haystack: &[u8], mut start: usize) -> Option<Occurrence> {
     if len == 0 || len > TOKEN_MAX {
         return None;
     }
-    finish(haystack, start, start + len)
+    let mut end = start + len;
+    // A colon that ends a sentence or a log field: `pull docker://alpine:latest: unable`.
+    if haystack[end - 1] == b':' && haystack.get(end).map_or(true, u8::is_ascii_whitespace) {
+        end -= 1;
+    } else if !boundary::ends_value(haystack.get(end).copied()) {
+        return None;
+    }
+    finish(haystack, start, end)
 }
 
 #[cfg(test)]

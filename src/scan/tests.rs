@@ -328,8 +328,196 @@ fn port_maps_are_told_apart_on_long_lines() {
 
 #[test]
 fn a_token_longer_than_any_reference_after_a_context_is_none() {
+    // Each `image:` starts a context whose value runs to the end: only the last can be read.
     let long = "image:".repeat(20_000);
-    assert!(refs(&long).is_empty());
+    assert!(refs(&long).len() <= 1);
     let name = "a".repeat(2000);
     assert!(refs(&format!("image: {name}:1")).is_empty());
+}
+
+#[test]
+fn request_paths_in_http_logs_are_not_references() {
+    for text in [
+        "DELETE images/localhost/app:v2?force=true 200",
+        "  GET containers/ctr/app:v1 404",
+        "POST build/x/y:1",
+        "curl -X GET 'a/b/c:tag?all=1'",
+    ] {
+        assert_eq!(refs(text), Vec::<String>::new(), "{text:?}");
+    }
+    // A method-like word that is part of something else is no request.
+    assert_eq!(refs("FORGET a/b:1"), ["a/b:1"]);
+}
+
+#[test]
+fn file_and_line_for_any_extension_is_not_a_reference() {
+    for text in [
+        "at test/run.bats:809",
+        "dir/foo_test.go.bkp:10",
+        "see lib/x.tmpl:3",
+    ] {
+        assert_eq!(refs(text), Vec::<String>::new(), "{text:?}");
+    }
+    // A version in the last part is no extension.
+    assert_eq!(refs("gcr.io/p/app.v2:10"), ["gcr.io/p/app.v2:10"]);
+    assert_eq!(refs("a/b.c:v1"), ["a/b.c:v1"]);
+}
+
+#[test]
+fn yaml_tags_are_not_references() {
+    assert!(refs("format: !!python/name:module.fence_code").is_empty());
+    assert!(refs("x: !custom/tag:value").is_empty());
+}
+
+#[test]
+fn log_text_glued_with_dots_is_cut_off() {
+    assert_eq!(
+        refs("Trying to pull docker.io/library/alpine:latest...ERRO[0000] x"),
+        ["docker.io/library/alpine:latest"]
+    );
+    assert_eq!(refs("pulling a/b:1.2..."), ["a/b:1.2"]);
+}
+
+#[test]
+fn git_refspecs_are_not_references() {
+    assert!(refs("git push origin feature/x:main").is_empty());
+    assert!(refs("$ git fetch upstream release/v1:release/v1").is_empty());
+    assert!(refs("  git pull origin team/a:b").is_empty());
+}
+
+#[test]
+fn windows_volume_mounts_are_not_references() {
+    for text in [
+        "services:\n  - logs:c:/logs:ro\n",
+        "docker run -v logs:c:/logs:ro img",
+        "volumes:\n  - data:C:/data/app:rw\n",
+        "image: logs:c:/logs:ro",
+    ] {
+        assert_eq!(refs(text), Vec::<String>::new(), "{text:?}");
+    }
+}
+
+#[test]
+fn the_value_of_a_pull_flag_is_not_the_image() {
+    assert!(refs("podman pull --creds user:pass quay.io/a/b").is_empty());
+    assert_eq!(
+        refs("podman pull --creds user:pass docker.io/a/b:1"),
+        ["docker.io/a/b:1"]
+    );
+    assert_eq!(
+        refs("docker pull --platform linux/arm64 alpine:3"),
+        ["alpine:3"]
+    );
+    assert_eq!(refs("podman pull -q alpine:3"), ["alpine:3"]);
+}
+
+#[test]
+fn registry_token_scopes_are_not_references() {
+    assert!(refs("=> [auth] user1/app:pull,push token for registry-1.docker.io").is_empty());
+    assert!(refs("scope=repository:org/app:push,pull").is_empty());
+    // A tag that happens to be an action word, alone, is a tag.
+    assert_eq!(refs("image: org/app:push"), ["org/app:push"]);
+}
+
+#[test]
+fn an_image_value_that_is_not_a_reference_as_a_whole_gives_nothing() {
+    for text in [
+        "image: alpine:invalid!",
+        "image: alpine:3*",
+        "image: alpine:3(x)",
+        "image=alpine:3&x=1",
+    ] {
+        assert_eq!(refs(text), Vec::<String>::new(), "{text:?}");
+    }
+    assert_eq!(refs(r#""image": "alpine:3","#), ["alpine:3"]);
+    assert_eq!(refs("(image=alpine:3)"), ["alpine:3"]);
+    assert_eq!(refs(r#"{\"image\":\"alpine:3\"}"#), ["alpine:3"]);
+}
+
+#[test]
+fn paths_holding_a_registry_host_inside_are_not_references() {
+    assert!(
+        refs("p, role:go-debug, exec, debug/gcr.io/example/dlv:1.22, prod/*, allow").is_empty()
+    );
+    assert!(refs("allow team/docker.io/x:1").is_empty());
+    // A host first, then a dotted path part, is a reference.
+    assert_eq!(
+        refs("gcr.io/google.com/cloudsdktool/cloud-sdk:alpine"),
+        ["gcr.io/google.com/cloudsdktool/cloud-sdk:alpine"]
+    );
+}
+
+#[test]
+fn monitoring_filters_are_not_references() {
+    assert!(refs(
+        "- 'pubsub.googleapis.com/subscription:resource.labels.subscription_id=monitoring.x'"
+    )
+    .is_empty());
+}
+
+#[test]
+fn references_as_xml_or_html_element_content_are_found() {
+    assert_eq!(
+        refs("<builder>org/builder:0.4</builder>"),
+        ["org/builder:0.4"]
+    );
+    assert_eq!(
+        refs("x[<code>ghcr.io/o/r:full</code><br><code>d.io/o/r:full</code>]"),
+        ["ghcr.io/o/r:full", "d.io/o/r:full"]
+    );
+    assert_eq!(
+        refs("| mcr.microsoft.com/x/y:linux<br />mcr.microsoft.com/x/y:noble |"),
+        ["mcr.microsoft.com/x/y:linux", "mcr.microsoft.com/x/y:noble"]
+    );
+    assert_eq!(refs(r#"<image kind="x">a/b:1</image>"#), ["a/b:1"]);
+    // A placeholder or a preset arrow is no element.
+    assert!(refs("<registry>org/app:1 here").is_empty());
+    assert!(refs("`github>abc/foo:xyz`").is_empty());
+}
+
+#[test]
+fn a_transport_reference_followed_by_a_colon_is_found() {
+    assert_eq!(
+        refs("Error: unable to pull docker://alpine:latest: unable to pull"),
+        ["alpine:latest"]
+    );
+    assert_eq!(refs("image: alpine:3:"), ["alpine:3"]);
+    assert!(refs("image: alpine:3:x").is_empty());
+}
+
+#[test]
+fn a_quoted_dockerfile_image_is_found() {
+    assert_eq!(refs("FROM \"node:8.15\"\n"), ["node:8.15"]);
+    assert_eq!(refs("FROM 'node:8' AS build\n"), ["node:8"]);
+}
+
+#[test]
+fn a_whole_reference_with_a_digest_as_a_shell_default_is_found() {
+    let text = format!("IMG=${{IMAGE:-gcr.io/x/y:1@{D}}}");
+    assert_eq!(refs(&text), [format!("gcr.io/x/y:1@{D}")]);
+    // Without a digest, or not a whole default, nothing.
+    assert!(refs("IMG=${IMAGE:-gcr.io/x/y:1}").is_empty());
+    assert!(refs(&format!("x:-gcr.io/x/y@{D}")).is_empty());
+    assert!(refs(&format!("${{A:-gcr.io/x/y@{D}-b}}")).is_empty());
+}
+
+#[test]
+fn markdown_emphasis_around_a_reference_is_not_part_of_it() {
+    assert_eq!(refs("_gcr.io/x/y:1.0-rc1_"), ["gcr.io/x/y:1.0-rc1"]);
+    assert_eq!(
+        refs(&format!("(_Default: docker.io/library/node:12@{D}_)")),
+        [format!("docker.io/library/node:12@{D}")]
+    );
+    assert_eq!(refs("*gcr.io/x/y:1*"), ["gcr.io/x/y:1"]);
+    // An underscore inside a word opens no emphasis: the tag keeps its final `_`.
+    assert_eq!(refs("snake_case x/y:1_"), ["x/y:1_"]);
+}
+
+#[test]
+fn a_hash_before_a_number_is_no_comment() {
+    assert_eq!(
+        refs("Step #1: Already have image: rocker:latest"),
+        ["rocker:latest"]
+    );
+    assert!(refs("a: b # image: nginx:1").is_empty());
 }
