@@ -230,9 +230,10 @@ pub(super) fn is_request_or_refspec(haystack: &[u8], start: usize) -> bool {
     {
         return true;
     }
-    [&b"git push "[..], b"git fetch ", b"git pull "]
-        .iter()
-        .any(|cmd| memchr::memmem::find(before, cmd).is_some())
+    memchr::memmem::find_iter(before, b"git ").any(|i| {
+        let rest = &before[i + 4..];
+        rest.starts_with(b"push ") || rest.starts_with(b"fetch ") || rest.starts_with(b"pull ")
+    })
 }
 
 /// A tag that is a list of registry actions, as in a token scope (`user/app:pull,push`).

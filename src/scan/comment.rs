@@ -6,7 +6,8 @@
 //! no string); strings end at the line's end. This is not a lexer for any one language: it
 //! knows no block comments, here-documents or multi-line strings.
 
-/// Reads lines forward; asked about positions in increasing order, it reads each byte once.
+/// Reads lines forward; asked about positions in increasing order, it reads each byte at most
+/// once (and steps through only the lines it is asked about).
 #[derive(Debug)]
 pub(super) struct Comments<'a> {
     haystack: &'a [u8],
@@ -44,6 +45,13 @@ impl<'a> Comments<'a> {
             let line_start = memchr::memrchr(b'\n', &self.haystack[..pos]).map_or(0, |i| i + 1);
             *self = Comments {
                 at: line_start,
+                ..Comments::new(self.haystack)
+            };
+        }
+        // Lines in between are skipped whole: only the line holding `pos` is read byte by byte.
+        if let Some(i) = memchr::memrchr(b'\n', &self.haystack[self.at..pos]) {
+            *self = Comments {
+                at: self.at + i + 1,
                 ..Comments::new(self.haystack)
             };
         }
