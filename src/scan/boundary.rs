@@ -93,7 +93,7 @@ pub(super) fn is_port_mapping(before: &[u8]) -> bool {
     skip(&mut rest, &blank);
     skip(&mut rest, &|b| *b == b'#');
     skip(&mut rest, &blank);
-    rest.last().map_or(true, |&b| b == b'\n')
+    rest.last().is_none_or(|&b| b == b'\n')
 }
 
 /// How far back on its line a check looks for what a candidate stands in.
@@ -147,7 +147,7 @@ pub(super) fn emphasis_end(haystack: &[u8], start: usize, end: usize) -> Option<
     let opened = before.iter().enumerate().any(|(i, &b)| {
         b == b'_'
             && (i == 0 || !before[i - 1].is_ascii_alphanumeric() && before[i - 1] != b'_')
-            && before.get(i + 1).map_or(true, |b| !b.is_ascii_whitespace())
+            && before.get(i + 1).is_none_or(|b| !b.is_ascii_whitespace())
     });
     let trimmed = haystack[start..end]
         .iter()
@@ -181,7 +181,7 @@ pub(super) fn is_shell_default(before: &[u8], after: &[u8]) -> bool {
 /// Whether the value of an image context ends where a value may end: at a blank, a quote, a
 /// separator or a closing bracket. `image: alpine:invalid!` holds no reference.
 pub(super) fn ends_value(after: Option<u8>) -> bool {
-    after.map_or(true, |b| {
+    after.is_none_or(|b| {
         b.is_ascii_whitespace()
             || !b.is_ascii()
             || matches!(

@@ -161,7 +161,7 @@ fn drop_ignored(haystack: &[u8], found: &mut Vec<Occurrence>) {
                 *line.insert((end, marker))
             }
         };
-        !marker.is_some_and(|m| m >= occ.end)
+        marker.is_none_or(|m| m < occ.end)
     });
 }
 
@@ -179,7 +179,7 @@ fn context_applies(
         .iter()
         .rev()
         .find(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(true, |&b| b == b'\n');
+        .is_none_or(|&b| b == b'\n');
     let kind = matched[0].to_ascii_lowercase();
     match kind {
         // A transport is a context wherever it stands, comments included.
@@ -195,7 +195,7 @@ fn context_applies(
         b'-' | b'd' | b'p' => {
             before
                 .last()
-                .map_or(true, |b| matches!(b, b' ' | b'\t' | b'\n'))
+                .is_none_or(|b| matches!(b, b' ' | b'\t' | b'\n'))
                 && !comments.is_commented(start)
         }
         // A key: not the end of a longer key (`baseimage:`, `docker_image:`, `$image`).
@@ -339,7 +339,7 @@ fn token_at(haystack: &[u8], mut start: usize) -> Option<Occurrence> {
     }
     let mut end = start + len;
     // A colon that ends a sentence or a log field: `pull docker://alpine:latest: unable`.
-    if haystack[end - 1] == b':' && haystack.get(end).map_or(true, u8::is_ascii_whitespace) {
+    if haystack[end - 1] == b':' && haystack.get(end).is_none_or(u8::is_ascii_whitespace) {
         end -= 1;
     } else if !boundary::ends_value(haystack.get(end).copied()) {
         return None;
