@@ -216,6 +216,10 @@ fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
         Some(resolver) => update::run(&roots, &scanner, &options, &resolver, out)?,
         None => update::run(&roots, &scanner, &options, &Offline, out)?,
     };
+    if !options.dry_run && !summary.files.is_empty() {
+        // The Go tool's last line, which scripts grep for: plain `update` never commits.
+        tracing::info!("no commit message, skipping commit and push");
+    }
     Ok(if args.check && !summary.files.is_empty() {
         Status::Findings
     } else {
