@@ -265,6 +265,10 @@ fn run_update(args: UpdateArgs, env: &Environment, out: &mut dyn Write) -> Resul
         Some(resolver) => update::run(&roots, &scanner, &options, &resolver, out)?,
         None => update::run(&roots, &scanner, &options, &Offline, out)?,
     };
+    if !options.dry_run && !summary.files.is_empty() {
+        // The Go tool's last line, which scripts grep for: plain `update` never commits.
+        tracing::info!("no commit message, skipping commit and push");
+    }
     Ok(if args.check && !summary.files.is_empty() {
         Status::Findings
     } else {

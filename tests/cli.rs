@@ -786,3 +786,28 @@ fn non_utf8_file_names_are_escaped_so_two_files_never_print_alike() {
         "{err}"
     );
 }
+
+#[test]
+fn an_update_that_changed_files_ends_with_the_go_tools_skipping_commit_line() {
+    let dir = Dir::new();
+    dir.write("f.yaml", "image: nginx:1.25\n");
+    let line = "INFO: no commit message, skipping commit and push";
+    let out = dir.run(&["update", "--dry-run", "--image-reference", "nginx:1.27"]);
+    assert_exit(&out, 0);
+    assert!(
+        !stderr(&out).contains(line),
+        "a dry run writes nothing: {}",
+        stderr(&out)
+    );
+    let out = dir.run(&["update", "--image-reference", "nginx:1.27"]);
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(err.lines().last().unwrap_or("").ends_with(line), "{err}");
+    let out = dir.run(&["update", "--image-reference", "nginx:1.27"]);
+    assert_exit(&out, 0);
+    assert!(
+        !stderr(&out).contains(line),
+        "nothing changed: {}",
+        stderr(&out)
+    );
+}
