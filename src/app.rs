@@ -130,7 +130,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
         Command::Update(args) if args.git.repo.repository.is_some() => {
             update_in_repository(args, &env, out)
         }
-        Command::List(args) => run_list(args, &env, out),
+        Command::List(args) => run_list(args, &env, None, out),
         Command::Update(args) => run_update(args, &env, out),
         Command::Check(args) => run_check(args, &env, out),
         Command::Completions(args) => {
@@ -212,29 +212,50 @@ fn validate_config(
     Ok(Status::Success)
 }
 
-/// The roots to walk, the settings (the configuration file found from the first of them) and
-/// the scanner they ask for.
+/// The roots to walk (the PATHs, below `base` when working in a repository's tree), the
+/// settings (the configuration file found from the first of them) and the scanner they ask
+/// for.
 fn roots_and_settings(
     scan: &ScanArgs,
     layers: &Layers,
+    base: Option<&Path>,
 ) -> Result<(Vec<PathBuf>, Settings, Scanner), Error> {
-    let roots = if scan.paths.is_empty() {
+    let typed = if scan.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         scan.paths.clone()
     };
-    if let Some(missing) = roots.iter().find(|p| !p.exists()) {
-        return Err(Error::NoSuchPath(missing.clone()));
+    let roots: Vec<PathBuf> = match base {
+        Some(base) => typed
+            .iter()
+            .map(|p| {
+                if p == Path::new(".") {
+                    base.to_path_buf()
+                } else {
+                    base.join(p)
+                }
+            })
+            .collect(),
+        None => typed.clone(),
+    };
+    if let Some(i) = roots.iter().position(|p| !p.exists()) {
+        return Err(Error::NoSuchPath(typed[i].clone()));
     }
     let settings = layers.settings(&roots[0])?;
     let scanner = settings.scanner();
     Ok((roots, settings, scanner))
 }
 
-fn run_list(args: ListArgs, env: &Environment, out: &mut dyn Write) -> Result<Status, Error> {
+/// `cru list`; in a repository's working tree at `base` with `--repository`.
+fn run_list(
+    args: ListArgs,
+    env: &Environment,
+    base: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<Status, Error> {
     let layers = layers(&args.scan, None, None, env);
-    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers)?;
-    let inventory = Inventory::take_in(&roots, &scanner, &settings.scope());
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, base)?;
+    let inventory = Inventory::take_in(&roots, &scanner, &settings.scope(), base);
     for err in &inventory.errors {
         tracing::error!("{err}");
     }
@@ -255,7 +276,7 @@ fn run_list(args: ListArgs, env: &Environment, out: &mut dyn Write) -> Result<St
 
 fn run_update(args: UpdateArgs, env: &Environment, out: &mut dyn Write) -> Result<Status, Error> {
     let layers = layers(&args.scan, Some(&args.registry), None, env);
-    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers)?;
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, None)?;
     let options = UpdateOptions {
         rules: update_rules(&args)?,
         dry_run: args.dry_run || args.check,
@@ -353,9 +374,9 @@ fn run_check(args: CheckArgs, env: &Environment, out: &mut dyn Write) -> Result<
         require_tag: args.require_tag,
     });
     let layers = layers(&args.scan, Some(&args.registry), require, env);
-    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers)?;
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, None)?;
     let scope = settings.scope();
-    let inventory = Inventory::take_in(&roots, &scanner, &scope);
+    let inventory = Inventory::take_in(&roots, &scanner, &scope, None);
     for err in &inventory.errors {
         tracing::error!("{err}");
     }
@@ -387,23 +408,6 @@ fn run_check(args: CheckArgs, env: &Environment, out: &mut dyn Write) -> Result<
 
 // --- git: `--repository`, `--branch`, `--commit` (see docs/git.md) ---
 
-/// The current folder, set to a repository's working tree for the time of a command so that
-/// PATHs and the file names shown are relative to its root; restored on drop.
-struct InDir(Option<PathBuf>);
-
-impl InDir {
-    fn enter(checkout: &Checkout) -> Result<InDir, Error> {
-        let before = std::env::current_dir().ok();
-        std::env::set_current_dir(checkout.workdir()).map_err(|e| git::GitError::Step {
-            step: git::Step::Open,
-            url: checkout.shown().to_string(),
-            branch: checkout.branch().map(str::to_string),
-            message: format!("entering the working tree: {e}"),
-        })?;
-        Ok(InDir(before))
-    }
-}
-
 /// PATHs are relative to the repository's root and must stay inside it.
 fn paths_inside(checkout: &Checkout, scan: &ScanArgs) -> Result<(), Error> {
     match scan.paths.iter().find(|p| checkout.is_outside(p)) {
@@ -412,14 +416,6 @@ fn paths_inside(checkout: &Checkout, scan: &ScanArgs) -> Result<(), Error> {
             repository: checkout.shown().to_string(),
         }),
         None => Ok(()),
-    }
-}
-
-impl Drop for InDir {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.0 {
-            let _ = std::env::set_current_dir(dir);
-        }
     }
 }
 
@@ -437,10 +433,10 @@ fn list_in_repository(
     non_interactive();
     let repository = args.git.repository.as_deref().unwrap_or(".");
     let checkout = Checkout::new(repository, args.git.branch.as_deref())?;
-    let _in = InDir::enter(&checkout)?;
     paths_inside(&checkout, &args.scan)?;
-    // The clone's own configuration file is found from inside it.
-    run_list(args, env, out)
+    // PATHs are below the working tree, files shown relative to it; the clone's own
+    // configuration file is found from inside it.
+    run_list(args, env, Some(checkout.workdir()), out)
 }
 
 fn update_in_repository(
@@ -452,11 +448,12 @@ fn update_in_repository(
     let git_args = &args.git;
     let repository = git_args.repo.repository.as_deref().unwrap_or(".");
     let checkout = Checkout::new(repository, git_args.repo.branch.as_deref())?;
-    let _in = InDir::enter(&checkout)?;
     paths_inside(&checkout, &args.scan)?;
     // The settings of the checkout: its own configuration file, found from inside it.
+    let base = checkout.workdir().to_path_buf();
     let layers = layers(&args.scan, Some(&args.registry), None, env);
-    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers)?;
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, Some(&base))?;
+    let scope = settings.scope();
     let rules = update_rules(&args)?;
     // Built once: a retry after someone else pushed asks the registries (and their caches)
     // again through the same client.
@@ -474,10 +471,14 @@ fn update_in_repository(
     // `--check` is a dry run whose exit status says whether files would change.
     let asked_dry = args.dry_run || args.check;
     let outcome = checkout.update(commit.as_ref(), asked_dry, |_workdir, dry_run| {
-        let options = UpdateOptions {
-            rules: rules.clone(),
+        let job = update::Job {
+            roots: &roots,
+            base: Some(&base),
+            scanner: &scanner,
+            rules: &rules,
+            scope: &scope,
+            resolver: resolve,
             dry_run,
-            scope: settings.scope(),
         };
         // A dry run that cru makes for itself (to check the files it would change) shows
         // nothing; the user's --dry-run shows its diff.
@@ -490,11 +491,9 @@ fn update_in_repository(
         let summary = if dry_run && !asked_dry {
             // cru's own preview is silent: its log lines would read like a --dry-run.
             let quiet = tracing::subscriber::NoSubscriber::default();
-            tracing::subscriber::with_default(quiet, || {
-                update::run(&roots, &scanner, &options, resolve, out)
-            })?
+            tracing::subscriber::with_default(quiet, || job.run(out))?
         } else {
-            update::run(&roots, &scanner, &options, resolve, out)?
+            job.run(out)?
         };
         Ok(summary.paths)
     })?;

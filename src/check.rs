@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::config::Pin;
-use crate::inventory::{display_path, Inventory, Located, Scope};
+use crate::inventory::{Inventory, Located, Scope};
 use crate::reference::Reference;
 
 /// What `check` requires of every reference.
@@ -43,7 +43,7 @@ pub struct Finding {
 pub fn policy_findings(inventory: &Inventory, policy: Policy, scope: &Scope) -> Vec<Finding> {
     let mut findings = Vec::new();
     for file in &inventory.files {
-        let path = display_path(&file.path);
+        let path = &file.shown;
         for located in &file.refs {
             let r = &located.occurrence.reference;
             let require_digest = match scope.policy(r, &file.path).pin {
@@ -53,14 +53,14 @@ pub fn policy_findings(inventory: &Inventory, policy: Policy, scope: &Scope) -> 
             };
             if require_digest && r.digest().is_none() {
                 findings.push(finding(
-                    &path,
+                    path,
                     located,
                     format!("{r} is not pinned to a digest"),
                 ));
             }
             if policy.require_tag && r.tag().is_none() {
                 findings.push(finding(
-                    &path,
+                    path,
                     located,
                     format!("{r} has no tag, only a digest"),
                 ));
@@ -79,7 +79,7 @@ pub fn stale_findings(
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
     for file in &inventory.files {
-        let path = display_path(&file.path);
+        let path = &file.shown;
         for located in &file.refs {
             let r = &located.occurrence.reference;
             let (Some(tag), Some(pinned)) = (r.tag(), r.digest()) else {
@@ -87,7 +87,7 @@ pub fn stale_findings(
             };
             if let Some(now) = current(r).filter(|now| now != pinned) {
                 findings.push(finding(
-                    &path,
+                    path,
                     located,
                     format!("{r} is stale: tag {tag} now points at {now}, not {pinned}"),
                 ));
@@ -169,6 +169,7 @@ mod tests {
         Inventory {
             files: vec![FoundFile {
                 path: PathBuf::from("dir/f.yaml"),
+                shown: "dir/f.yaml".into(),
                 refs: locate(text.as_bytes(), scanner.scan(text.as_bytes())),
             }],
             errors: Vec::new(),

@@ -31,6 +31,8 @@ pub struct Located {
 pub struct FoundFile {
     /// The file's path, as walked.
     pub path: PathBuf,
+    /// The file as shown to the user (see [`display_path_from`]).
+    pub shown: String,
     /// Its references, in order.
     pub refs: Vec<Located>,
 }
@@ -97,12 +99,18 @@ impl Scope {
 impl Inventory {
     /// Walks `roots` and scans every text file (and every file named explicitly).
     pub fn take(roots: &[PathBuf], scanner: &Scanner) -> Inventory {
-        Inventory::take_in(roots, scanner, &Scope::default())
+        Inventory::take_in(roots, scanner, &Scope::default(), None)
     }
 
     /// Like [`Inventory::take`], within `scope`: excluded paths are not walked, ignored
-    /// references are not kept.
-    pub fn take_in(roots: &[PathBuf], scanner: &Scanner, scope: &Scope) -> Inventory {
+    /// references are not kept. Files (and errors) are shown relative to `base` (a
+    /// repository's working tree), else to the current folder.
+    pub fn take_in(
+        roots: &[PathBuf],
+        scanner: &Scanner,
+        scope: &Scope,
+        base: Option<&Path>,
+    ) -> Inventory {
         // Only several roots can reach one file twice (a walk does not follow symlinks).
         let overlap = roots.len() > 1;
         let found = Mutex::new(Vec::new());
@@ -114,6 +122,7 @@ impl Inventory {
                     if !refs.is_empty() {
                         let file = FoundFile {
                             path: entry.path.to_path_buf(),
+                            shown: display_path_from(base, entry.path),
                             refs,
                         };
                         let identity = overlap.then(|| std::fs::canonicalize(entry.path).ok());
@@ -131,6 +140,13 @@ impl Inventory {
             }
         });
         errors.extend(read_errors.into_inner().expect("no panics"));
+        if let Some(base) = base {
+            for e in &mut errors {
+                if let Ok(rel) = e.path.strip_prefix(base) {
+                    e.path = rel.to_path_buf();
+                }
+            }
+        }
         errors.sort_by(|a, b| a.path.cmp(&b.path));
         let found = found.into_inner().expect("no panics");
         let mut files = if overlap {
@@ -207,8 +223,16 @@ pub fn locate(buf: &[u8], occurrences: Vec<Occurrence>) -> Vec<Located> {
 
 /// How a path is shown to the user: relative to the current folder when below it.
 pub fn display_path(path: &Path) -> String {
-    let shown = std::env::current_dir()
-        .ok()
+    display_path_from(None, path)
+}
+
+/// How a path is shown: relative to `base` when below it (a repository's working tree, so that
+/// a clone's files read as the repository's), else to the current folder.
+pub fn display_path_from(base: Option<&Path>, path: &Path) -> String {
+    let base = base
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::current_dir().ok());
+    let shown = base
         .and_then(|cwd| path.strip_prefix(cwd).ok())
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(path);

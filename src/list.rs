@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::inventory::{display_path, Inventory};
+use crate::inventory::Inventory;
 
 /// How `list` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,7 +42,7 @@ struct JsonLine<'a> {
 pub fn write(inventory: &Inventory, options: ListOptions, out: &mut dyn Write) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(64 * 1024, out);
     for file in &inventory.files {
-        let path = display_path(&file.path);
+        let path = &file.shown;
         match options.format {
             Format::Text => {
                 let mut refs: Vec<String> = file
@@ -64,7 +64,7 @@ pub fn write(inventory: &Inventory, options: ListOptions, out: &mut dyn Write) -
                 for located in &file.refs {
                     let r = &located.occurrence.reference;
                     let line = JsonLine {
-                        file: &path,
+                        file: path,
                         line: located.line,
                         column: located.column,
                         reference: r.to_string(),

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Pin;
 use crate::files;
-use crate::inventory::{display_path, Inventory, Scope};
+use crate::inventory::{Inventory, Scope};
 use crate::plan::Rules;
 use crate::reference::Reference;
 use crate::registry::Platform;
 use crate::rewrite::{self, Edit};
-use crate::scan::Scanner;
+use crate::scan::{Occurrence, Scanner};
 use crate::walk::FileError;
 
 /// A boxed error from a resolver, shown with its chain.
@@ -130,147 +130,223 @@ pub fn run(
     resolver: &dyn Resolve,
     out: &mut dyn Write,
 ) -> Result<Summary, UpdateError> {
-    let scope = &options.scope;
-    let inventory = Inventory::take_in(roots, scanner, scope);
-    if !inventory.errors.is_empty() {
-        for err in &inventory.errors {
-            tracing::error!("{err}");
-        }
-        return Err(UpdateError::Unreadable(inventory.errors));
+    Job {
+        roots,
+        base: None,
+        scanner,
+        rules: &options.rules,
+        scope: &options.scope,
+        resolver,
+        dry_run: options.dry_run,
     }
-    let found = inventory.distinct_references();
-    tracing::info!("{found} image references found");
+    .run(out)
+}
 
-    // The distinct targets of each group, groups in the order first met.
-    let group_of = |r: &Reference, file: &Path| {
-        let policy = scope.policy(r, file);
-        Group {
-            pin: policy.pin,
-            platform: policy.platform,
-        }
-    };
-    let mut groups: Vec<(Group, BTreeSet<Reference>)> = Vec::new();
-    for file in &inventory.files {
-        for r in &file.refs {
-            let r = &r.occurrence.reference;
-            let Some(target) = options.rules.target(r) else {
-                continue;
-            };
-            let group = group_of(r, &file.path);
-            match groups.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, targets)) => {
-                    targets.insert(target);
-                }
-                None => groups.push((group, BTreeSet::from([target]))),
-            }
-        }
-    }
-    let mut resolved: HashMap<(Group, Reference), Reference> = HashMap::new();
-    for (group, targets) in groups {
-        let targets: Vec<Reference> = targets.into_iter().collect();
-        let each = resolver
-            .resolve(&targets, &group)
-            .map_err(UpdateError::Resolve)?;
-        resolved.extend(
-            targets
-                .into_iter()
-                .zip(each)
-                .map(|(t, r)| ((group.clone(), t), r)),
-        );
-    }
+/// One update: what the CLI, `--repository` and every `cru serve` request run.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    /// The files and folders to update.
+    pub roots: &'a [PathBuf],
+    /// The folder files are shown relative to (a repository's working tree); `None`: the
+    /// current folder.
+    pub base: Option<&'a Path>,
+    /// How references are found.
+    pub scanner: &'a Scanner,
+    /// What each reference becomes.
+    pub rules: &'a Rules,
+    /// The configuration's exclusions and per-image rules.
+    pub scope: &'a Scope,
+    /// Registry lookups.
+    pub resolver: &'a dyn Resolve,
+    /// Print a diff instead of writing.
+    pub dry_run: bool,
+}
 
-    let mut summary = Summary {
-        found,
-        ..Summary::default()
-    };
-    let mut pending = Vec::new();
-    for file in &inventory.files {
-        let becomes = |r: &Reference| {
-            let target = options.rules.target(r)?;
-            resolved
-                .get(&(group_of(r, &file.path), target))
-                .filter(|t| *t != r)
-                .cloned()
-        };
-        if !file
-            .refs
-            .iter()
-            .any(|r| becomes(&r.occurrence.reference).is_some())
-        {
+/// The edits planned for one file and the distinct changes they make, in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FilePlan {
+    /// The edits, in buffer order.
+    pub edits: Vec<Edit>,
+    /// One `(from, to)` per distinct reference changed, in order of first occurrence.
+    pub changes: Vec<(Reference, Reference)>,
+}
+
+/// An edit that would leave something else than the intended reference in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotItself {
+    /// What would have been written: the name as found and the new suffix.
+    pub written: String,
+}
+
+/// Plans the edits of one buffer, purely: each occurrence whose reference `becomes` another
+/// gets its `:tag@digest` replaced, keeping the name as written. Refuses (writing nothing) if
+/// a new suffix would not read back as exactly the intended reference.
+pub fn plan_file(
+    buf: &[u8],
+    occurrences: &[Occurrence],
+    becomes: &dyn Fn(&Reference) -> Option<Reference>,
+) -> Result<FilePlan, NotItself> {
+    let mut plan = FilePlan::default();
+    // What a reference becomes depends on it alone: one change per distinct `from`.
+    let mut seen: HashSet<&Reference> = HashSet::new();
+    for occ in occurrences {
+        let Some(to) = becomes(&occ.reference) else {
             continue;
-        }
-        let path = display_path(&file.path);
-        let read = files::read_text(&file.path, false).map_err(|source| UpdateError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        let buf = read.unwrap_or_default();
-        let now = scope.filter(&file.path, scanner.scan(&buf));
-        let before: Vec<_> = file.refs.iter().map(|r| &r.occurrence).collect();
-        if now.iter().ne(before.iter().copied()) {
-            return Err(UpdateError::Changed { path });
-        }
-        let mut edits = Vec::new();
-        let mut changes: Vec<Change> = Vec::new();
-        // What a reference becomes depends on it alone: one change per distinct `from`.
-        let mut seen: HashSet<&Reference> = HashSet::new();
-        for occ in &now {
-            let Some(to) = becomes(&occ.reference) else {
-                continue;
-            };
-            let replacement = to.suffix().into_bytes();
-            let name = &buf[occ.start..occ.name_end];
-            if !reads_back_as(name, &replacement, &to) {
-                let written = [name, &replacement].concat();
-                return Err(UpdateError::Invalid {
-                    path,
-                    reference: String::from_utf8_lossy(&written).into_owned(),
-                });
-            }
-            edits.push(Edit {
-                range: occ.name_end..occ.end,
-                replacement,
+        };
+        let replacement = to.suffix().into_bytes();
+        let name = &buf[occ.start..occ.name_end];
+        if !reads_back_as(name, &replacement, &to) {
+            let written = [name, &replacement].concat();
+            return Err(NotItself {
+                written: String::from_utf8_lossy(&written).into_owned(),
             });
-            if seen.insert(&occ.reference) {
-                tracing::debug!("updating reference {} to {} in {}", occ.reference, to, path);
-                changes.push(Change {
-                    path: path.clone(),
-                    from: occ.reference.clone(),
-                    to,
-                });
+        }
+        plan.edits.push(Edit {
+            range: occ.name_end..occ.end,
+            replacement,
+        });
+        if seen.insert(&occ.reference) {
+            plan.changes.push((occ.reference.clone(), to));
+        }
+    }
+    Ok(plan)
+}
+
+impl Job<'_> {
+    /// Runs the update; a dry run prints its diff to `out`.
+    pub fn run(&self, out: &mut dyn Write) -> Result<Summary, UpdateError> {
+        let (scanner, scope, rules) = (self.scanner, self.scope, self.rules);
+        let inventory = Inventory::take_in(self.roots, scanner, scope, self.base);
+        if !inventory.errors.is_empty() {
+            for err in &inventory.errors {
+                tracing::error!("{err}");
+            }
+            return Err(UpdateError::Unreadable(inventory.errors));
+        }
+        let found = inventory.distinct_references();
+        tracing::info!("{found} image references found");
+
+        // The distinct targets of each group, groups in the order first met.
+        let group_of = |r: &Reference, file: &Path| {
+            let policy = scope.policy(r, file);
+            Group {
+                pin: policy.pin,
+                platform: policy.platform,
+            }
+        };
+        let mut groups: Vec<(Group, BTreeSet<Reference>)> = Vec::new();
+        for file in &inventory.files {
+            for r in &file.refs {
+                let r = &r.occurrence.reference;
+                let Some(target) = rules.target(r) else {
+                    continue;
+                };
+                let group = group_of(r, &file.path);
+                match groups.iter_mut().find(|(g, _)| *g == group) {
+                    Some((_, targets)) => {
+                        targets.insert(target);
+                    }
+                    None => groups.push((group, BTreeSet::from([target]))),
+                }
             }
         }
-        if options.dry_run {
-            let diff =
-                rewrite::unified_diff(&format!("a/{path}"), &format!("b/{path}"), &buf, &edits);
-            out.write_all(&diff).map_err(UpdateError::Output)?;
-        } else {
-            let new = rewrite::apply(&buf, &edits);
-            let write = files::prepare(&file.path, &new).map_err(|source| UpdateError::Write {
-                path: path.clone(),
-                source,
-            })?;
-            pending.push((path.clone(), write));
+        let mut resolved: HashMap<(Group, Reference), Reference> = HashMap::new();
+        for (group, targets) in groups {
+            let targets: Vec<Reference> = targets.into_iter().collect();
+            let each = self
+                .resolver
+                .resolve(&targets, &group)
+                .map_err(UpdateError::Resolve)?;
+            resolved.extend(
+                targets
+                    .into_iter()
+                    .zip(each)
+                    .map(|(t, r)| ((group.clone(), t), r)),
+            );
         }
-        summary.files.push(path);
-        summary.paths.push(file.path.clone());
-        summary.changes.extend(changes);
+
+        let mut summary = Summary {
+            found,
+            ..Summary::default()
+        };
+        let mut pending = Vec::new();
+        for file in &inventory.files {
+            let becomes = |r: &Reference| {
+                let target = rules.target(r)?;
+                resolved
+                    .get(&(group_of(r, &file.path), target))
+                    .filter(|t| *t != r)
+                    .cloned()
+            };
+            if !file
+                .refs
+                .iter()
+                .any(|r| becomes(&r.occurrence.reference).is_some())
+            {
+                continue;
+            }
+            let path = file.shown.clone();
+            let read =
+                files::read_text(&file.path, false).map_err(|source| UpdateError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            let buf = read.unwrap_or_default();
+            let now = scope.filter(&file.path, scanner.scan(&buf));
+            let before: Vec<_> = file.refs.iter().map(|r| &r.occurrence).collect();
+            if now.iter().ne(before.iter().copied()) {
+                return Err(UpdateError::Changed { path });
+            }
+            let plan = plan_file(&buf, &now, &becomes).map_err(|e| UpdateError::Invalid {
+                path: path.clone(),
+                reference: e.written,
+            })?;
+            let edits = plan.edits;
+            let changes: Vec<Change> = plan
+                .changes
+                .into_iter()
+                .map(|(from, to)| {
+                    tracing::debug!("updating reference {from} to {to} in {path}");
+                    Change {
+                        path: path.clone(),
+                        from,
+                        to,
+                    }
+                })
+                .collect();
+            if self.dry_run {
+                let diff =
+                    rewrite::unified_diff(&format!("a/{path}"), &format!("b/{path}"), &buf, &edits);
+                out.write_all(&diff).map_err(UpdateError::Output)?;
+            } else {
+                let new = rewrite::apply(&buf, &edits);
+                let write =
+                    files::prepare(&file.path, &new).map_err(|source| UpdateError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                pending.push((path.clone(), write));
+            }
+            summary.files.push(path);
+            summary.paths.push(file.path.clone());
+            summary.changes.extend(changes);
+        }
+        // Every new content is on disk next to its file; only renames are left.
+        for (path, write) in pending {
+            write
+                .commit()
+                .map_err(|source| UpdateError::Write { path, source })?;
+        }
+        if self.dry_run {
+            out.flush().map_err(UpdateError::Output)?;
+        }
+        match (summary.files.len(), self.dry_run) {
+            (0, _) => tracing::info!("no files were updated by cru"),
+            (n, true) => tracing::info!("dry run: {n} files would be updated"),
+            (n, false) => tracing::info!("updated a total of {n} files"),
+        }
+        Ok(summary)
     }
-    // Every new content is on disk next to its file; only renames are left.
-    for (path, write) in pending {
-        write
-            .commit()
-            .map_err(|source| UpdateError::Write { path, source })?;
-    }
-    if options.dry_run {
-        out.flush().map_err(UpdateError::Output)?;
-    }
-    match (summary.files.len(), options.dry_run) {
-        (0, _) => tracing::info!("no files were updated by cru"),
-        (n, true) => tracing::info!("dry run: {n} files would be updated"),
-        (n, false) => tracing::info!("updated a total of {n} files"),
-    }
-    Ok(summary)
 }
 
 /// Whether the bytes an edit leaves in the file, the name as found followed by the new
@@ -346,6 +422,64 @@ mod tests {
             dry_run: false,
             scope: Scope::default(),
         }
+    }
+
+    /// `plan_file` over `text` with every reference becoming `name:to`, applied.
+    fn planned(text: &[u8], to: &str) -> (Vec<u8>, Vec<(String, String)>) {
+        let occurrences = Scanner::new(ScanOptions::default()).scan(text);
+        let becomes = |r: &Reference| {
+            let (tag, digest) = match to.split_once('@') {
+                Some((t, d)) => (Some(t).filter(|t| !t.is_empty()), Some(d)),
+                None => (Some(to), None),
+            };
+            Some(r.with(tag, digest)).filter(|t| t != r)
+        };
+        let plan = plan_file(text, &occurrences, &becomes).unwrap();
+        let changes = plan
+            .changes
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        (rewrite::apply(text, &plan.edits), changes)
+    }
+
+    #[test]
+    fn plan_file_grows_and_shrinks_suffixes_keeping_every_other_byte() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let (out, _) = planned(b"image: nginx:1\n", &format!("1@{digest}"));
+        assert_eq!(out, format!("image: nginx:1@{digest}\n").into_bytes());
+        let (out, _) = planned(format!("image: nginx:1@{digest}\n").as_bytes(), "2");
+        assert_eq!(out, b"image: nginx:2\n");
+    }
+
+    #[test]
+    fn plan_file_at_the_edges_several_in_a_line_crlf_and_non_utf8() {
+        let (out, changes) = planned(b"gcr.io/a/b:1", "2");
+        assert_eq!(out, b"gcr.io/a/b:2", "start and end, no final newline");
+        assert_eq!(changes, [("gcr.io/a/b:1".into(), "gcr.io/a/b:2".into())]);
+        let (out, changes) = planned(b"x: gcr.io/a/b:1 gcr.io/a/c:1 gcr.io/a/b:1\n", "22");
+        assert_eq!(out, b"x: gcr.io/a/b:22 gcr.io/a/c:22 gcr.io/a/b:22\n");
+        assert_eq!(changes.len(), 2, "one change per distinct reference");
+        let (out, _) = planned(b"\xff\xfe gcr.io/a/b:1 \xc3\r\n", "3");
+        assert_eq!(out, b"\xff\xfe gcr.io/a/b:3 \xc3\r\n");
+    }
+
+    #[test]
+    fn plan_file_plans_nothing_for_references_that_stay() {
+        let text = b"image: gcr.io/a/b:1\n";
+        let occurrences = Scanner::new(ScanOptions::default()).scan(text);
+        let plan = plan_file(text, &occurrences, &|_| None).unwrap();
+        assert_eq!(plan, FilePlan::default());
+    }
+
+    #[test]
+    fn plan_file_refuses_a_suffix_that_does_not_read_back() {
+        let text = b"image: gcr.io/a/b:1\n";
+        let occurrences = Scanner::new(ScanOptions::default()).scan(text);
+        let first = occurrences[0].reference.clone();
+        let hostile = move |_: &Reference| Some(first.with(Some("2 x"), None));
+        let err = plan_file(text, &occurrences, &hostile).unwrap_err();
+        assert_eq!(err.written, "gcr.io/a/b:2 x");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::git::{Checkout, CommitSpec, GitError, Outcome};
 use crate::registry::Resolver;
 use crate::resolve::{Lookups, LookupsFailed, RegistryResolve};
 use crate::settings::Layers;
-use crate::update::{self, Offline, UpdateError, UpdateOptions};
+use crate::update::{self, Offline, UpdateError};
 
 use super::api::Job;
 
@@ -328,12 +328,16 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
         push: true,
     };
     let outcome = checkout.update(Some(&spec), settings.dry_run, |_workdir, dry_run| {
-        let options = UpdateOptions {
-            rules: job.rules.clone(),
+        let summary = update::Job {
+            roots: &roots,
+            base: Some(&workdir),
+            scanner: &scanner,
+            rules: &job.rules,
+            scope: &scope,
+            resolver: resolve,
             dry_run,
-            scope: scope.clone(),
-        };
-        let summary = update::run(&roots, &scanner, &options, resolve, &mut io::sink())?;
+        }
+        .run(&mut io::sink())?;
         Ok(summary.paths)
     });
     // The git layer gives the files relative to the working tree's root.
