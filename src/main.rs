@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::{ColorChoice, CommandFactory, FromArgMatches};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
 use cru::app::{self, Status};
@@ -30,12 +32,13 @@ fn main() -> ExitCode {
     } else {
         Level::INFO
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    // cru's own events only: the HTTP client's connection-pool chatter is not cru's to show.
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(|| LogWriter)
         .with_ansi(!no_color && io::stderr().is_terminal())
         .event_format(GoLog)
-        .init();
+        .with_filter(Targets::new().with_target("cru", level));
+    tracing_subscriber::registry().with(log).init();
 
     let stdout = io::stdout();
     let mut out = stdout.lock();
