@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::{Config, ImagePolicy};
 use crate::files;
 use crate::reference::Reference;
-use crate::scan::{Occurrence, Scanner};
+use crate::scan::{Occurrence, Role, Scanner, Site};
 use crate::walk::{self, FileError};
 
 /// A reference found in a file, with its 1-based line and byte column.
@@ -20,6 +20,19 @@ use crate::walk::{self, FileError};
 pub struct Located {
     /// The reference and its span.
     pub occurrence: Occurrence,
+    /// 1-based line number.
+    pub line: usize,
+    /// 1-based byte offset in the line.
+    pub column: usize,
+    /// Where each part of a split reference is (empty for one in one piece).
+    pub parts: Vec<PartAt>,
+}
+
+/// Where one part of a split reference is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartAt {
+    /// What the part holds.
+    pub role: Role,
     /// 1-based line number.
     pub line: usize,
     /// 1-based byte offset in the line.
@@ -118,7 +131,10 @@ impl Inventory {
         let mut errors = walk::for_each_file_except(roots, scope.exclude(), |entry| {
             match files::read_text(entry.path, !entry.explicit) {
                 Ok(Some(buf)) => {
-                    let refs = locate(&buf, scope.filter(entry.path, scanner.scan(&buf)));
+                    let refs = locate(
+                        &buf,
+                        scope.filter(entry.path, scan_path(scanner, entry.path, &buf)),
+                    );
                     if !refs.is_empty() {
                         let file = FoundFile {
                             path: entry.path.to_path_buf(),
@@ -197,28 +213,107 @@ fn first_spellings(roots: &[PathBuf], found: Vec<(Option<PathBuf>, FoundFile)>) 
     keyed.into_iter().map(|(_, _, file)| file).collect()
 }
 
-/// Adds line and column numbers to occurrences (ordered by position).
+/// The references in `buf`, the contents of the file `path`; a values map's `tag: ""` reads
+/// the `appVersion` of the nearest `Chart.yaml` above the file (never written).
+pub fn scan_path(scanner: &Scanner, path: &Path, buf: &[u8]) -> Vec<Occurrence> {
+    scanner.scan_file(Some(path), buf, &mut || chart_app_version(path))
+}
+
+/// Longer than any `Chart.yaml` worth reading for its `appVersion`.
+const CHART_MAX: u64 = 1 << 20;
+
+/// The `appVersion` of the nearest `Chart.yaml` in a folder above `path`.
+fn chart_app_version(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let chart = path
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join("Chart.yaml"))
+        .find(|chart| chart.is_file())?;
+    let mut text = String::new();
+    std::fs::File::open(&chart)
+        .ok()?
+        .take(CHART_MAX)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix("appVersion:")?;
+        let value = value.split(" #").next()?.trim();
+        let value = value.trim_matches(|c| c == '"' || c == '\'');
+        (!value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// Adds line and column numbers to occurrences (ordered by position): a split reference is
+/// located at its tag, and each of its parts at its own place.
 pub fn locate(buf: &[u8], occurrences: Vec<Occurrence>) -> Vec<Located> {
-    let mut line = 1;
-    let mut line_start = 0;
-    let mut at = 0;
+    let mut lines = Lines {
+        buf,
+        at: 0,
+        line: 1,
+        line_start: 0,
+        starts: None,
+    };
     occurrences
         .into_iter()
         .map(|occurrence| {
-            let upto = &buf[at..occurrence.start];
-            line += memchr::memchr_iter(b'\n', upto).count();
-            if let Some(i) = memchr::memrchr(b'\n', upto) {
-                line_start = at + i + 1;
-            }
-            at = occurrence.start;
-            let column = occurrence.start - line_start + 1;
+            let (line, column) = lines.at(occurrence.anchor());
+            let parts = match &occurrence.site {
+                Site::Split(split) => split
+                    .parts
+                    .iter()
+                    .map(|p| {
+                        let (line, column) = lines.at(p.span.start);
+                        PartAt {
+                            role: p.role,
+                            line,
+                            column,
+                        }
+                    })
+                    .collect(),
+                Site::Inline { .. } => Vec::new(),
+            };
             Located {
                 occurrence,
                 line,
                 column,
+                parts,
             }
         })
         .collect()
+}
+
+/// Line and column of byte offsets, asked mostly in increasing order (a split reference's
+/// tag or parts may lie after the next reference's start).
+struct Lines<'a> {
+    buf: &'a [u8],
+    at: usize,
+    line: usize,
+    line_start: usize,
+    starts: Option<Vec<usize>>,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, pos: usize) -> (usize, usize) {
+        if pos < self.at {
+            // Back: from the table of line starts, built once.
+            let buf = self.buf;
+            let starts = self.starts.get_or_insert_with(|| {
+                std::iter::once(0)
+                    .chain(memchr::memchr_iter(b'\n', buf).map(|i| i + 1))
+                    .collect()
+            });
+            let line = starts.partition_point(|&s| s <= pos);
+            return (line, pos - starts[line - 1] + 1);
+        }
+        let upto = &self.buf[self.at..pos];
+        self.line += memchr::memchr_iter(b'\n', upto).count();
+        if let Some(i) = memchr::memrchr(b'\n', upto) {
+            self.line_start = self.at + i + 1;
+        }
+        self.at = pos;
+        (self.line, pos - self.line_start + 1)
+    }
 }
 
 /// How a path is shown to the user: relative to the current folder when below it.

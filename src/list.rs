@@ -36,6 +36,16 @@ struct JsonLine<'a> {
     repository: String,
     tag: Option<&'a str>,
     digest: Option<&'a str>,
+    /// Where each part of a split reference is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<JsonPart>,
+}
+
+#[derive(Serialize)]
+struct JsonPart {
+    role: &'static str,
+    line: usize,
+    column: usize,
 }
 
 /// Writes the references of `inventory` to `out`.
@@ -73,6 +83,15 @@ pub fn write(inventory: &Inventory, options: ListOptions, out: &mut dyn Write) -
                         repository: r.repository(),
                         tag: r.tag(),
                         digest: r.digest(),
+                        parts: located
+                            .parts
+                            .iter()
+                            .map(|p| JsonPart {
+                                role: p.role.as_str(),
+                                line: p.line,
+                                column: p.column,
+                            })
+                            .collect(),
                     };
                     serde_json::to_writer(&mut out, &line)?;
                     out.write_all(b"\n")?;

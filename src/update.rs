@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Pin;
 use crate::files;
-use crate::inventory::{Inventory, Scope};
+use crate::inventory::{scan_path, Inventory, Scope};
 use crate::plan::Rules;
 use crate::reference::Reference;
 use crate::registry::Platform;
 use crate::rewrite::{self, Edit};
-use crate::scan::{Occurrence, Scanner};
+use crate::scan::{Occurrence, Role, Scanner, Site, Split, Tail};
 use crate::walk::FileError;
 
 /// A boxed error from a resolver, shown with its chain.
@@ -169,6 +169,8 @@ pub struct FilePlan {
     pub edits: Vec<Edit>,
     /// One `(from, to)` per distinct reference changed, in order of first occurrence.
     pub changes: Vec<(Reference, Reference)>,
+    /// The split references that would change but are left alone, and why.
+    pub fixed: Vec<(Reference, &'static str)>,
 }
 
 /// An edit that would leave something else than the intended reference in the file.
@@ -179,8 +181,9 @@ pub struct NotItself {
 }
 
 /// Plans the edits of one buffer, purely: each occurrence whose reference `becomes` another
-/// gets its `:tag@digest` replaced, keeping the name as written. Refuses (writing nothing) if
-/// a new suffix would not read back as exactly the intended reference.
+/// gets its `:tag@digest` replaced, keeping the name as written (a split reference: its tag and
+/// digest values). Refuses (writing nothing) if a new suffix would not read back as exactly
+/// the intended reference, or a split reference has no place for it.
 pub fn plan_file(
     buf: &[u8],
     occurrences: &[Occurrence],
@@ -193,23 +196,87 @@ pub fn plan_file(
         let Some(to) = becomes(&occ.reference) else {
             continue;
         };
-        let replacement = to.suffix().into_bytes();
-        let name = &buf[occ.start..occ.name_end];
-        if !reads_back_as(name, &replacement, &to) {
-            let written = [name, &replacement].concat();
-            return Err(NotItself {
-                written: String::from_utf8_lossy(&written).into_owned(),
-            });
+        match &occ.site {
+            Site::Inline { name_end } => {
+                let replacement = to.suffix().into_bytes();
+                let name = &buf[occ.start..*name_end];
+                if !reads_back_as(name, &replacement, &to) {
+                    let written = [name, &replacement].concat();
+                    return Err(NotItself {
+                        written: String::from_utf8_lossy(&written).into_owned(),
+                    });
+                }
+                plan.edits.push(Edit {
+                    range: *name_end..occ.end,
+                    replacement,
+                });
+            }
+            Site::Split(split) => {
+                if let Some(why) = split.fixed {
+                    plan.fixed.push((occ.reference.clone(), why));
+                    continue;
+                }
+                match split_edits(split, &occ.reference, &to) {
+                    Ok(edits) => plan.edits.extend(edits),
+                    Err(why) => {
+                        plan.fixed.push((occ.reference.clone(), why));
+                        continue;
+                    }
+                }
+            }
         }
-        plan.edits.push(Edit {
-            range: occ.name_end..occ.end,
-            replacement,
-        });
         if seen.insert(&occ.reference) {
             plan.changes.push((occ.reference.clone(), to));
         }
     }
+    // A split reference's edits may enclose another reference's.
+    plan.edits.sort_by_key(|e| e.range.start);
     Ok(plan)
+}
+
+/// The edits that make the split reference `from` read `to`: the new tag into the tag's
+/// value, the digest into the digest's value (or after the tag, or on a new line, as the
+/// site says). Why not, when `to` has another name or a part with no place to go.
+fn split_edits(split: &Split, from: &Reference, to: &Reference) -> Result<Vec<Edit>, &'static str> {
+    if to.name() != from.name() {
+        return Err("a split reference's name is not rewritten");
+    }
+    let in_tag = split.part(Role::Digest).is_none() && split.tail == Tail::IntoTag;
+    let tag_value = |r: &Reference| {
+        r.tag().map(|t| match r.digest() {
+            Some(d) if in_tag => format!("{t}@{d}"),
+            _ => t.to_owned(),
+        })
+    };
+    let mut edits = Vec::new();
+    match (split.part(Role::Tag), tag_value(to)) {
+        (Some(part), Some(value)) => {
+            if tag_value(from).as_ref() != Some(&value) {
+                edits.push(Edit {
+                    range: part.span.clone(),
+                    replacement: part.style.render(&value).into_bytes(),
+                });
+            }
+        }
+        (None, None) => {}
+        (None, Some(_)) => return Err("there is no tag value to write the tag into"),
+        (Some(_), None) => return Err("the tag value cannot be removed"),
+    }
+    if !in_tag && to.digest() != from.digest() {
+        match (split.part(Role::Digest), &split.tail, to.digest()) {
+            (Some(part), _, digest) => edits.push(Edit {
+                range: part.span.clone(),
+                replacement: part.style.render(digest.unwrap_or("")).into_bytes(),
+            }),
+            (None, Tail::Line { at, prefix }, Some(digest)) => edits.push(Edit {
+                range: *at..*at,
+                replacement: format!("{prefix}{digest}").into_bytes(),
+            }),
+            (None, _, Some(_)) => return Err("there is no place for a digest"),
+            (None, _, None) => return Err("the digest is in the tag value"),
+        }
+    }
+    Ok(edits)
 }
 
 impl Job<'_> {
@@ -292,7 +359,7 @@ impl Job<'_> {
                     source,
                 })?;
             let buf = read.unwrap_or_default();
-            let now = scope.filter(&file.path, scanner.scan(&buf));
+            let now = scope.filter(&file.path, scan_path(scanner, &file.path, &buf));
             let before: Vec<_> = file.refs.iter().map(|r| &r.occurrence).collect();
             if now.iter().ne(before.iter().copied()) {
                 return Err(UpdateError::Changed { path });
@@ -301,6 +368,12 @@ impl Job<'_> {
                 path: path.clone(),
                 reference: e.written,
             })?;
+            for (r, why) in &plan.fixed {
+                tracing::warn!("{path}: {r} left alone: {why}");
+            }
+            if plan.edits.is_empty() {
+                continue;
+            }
             let edits = plan.edits;
             let changes: Vec<Change> = plan
                 .changes

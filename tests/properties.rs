@@ -4,8 +4,9 @@ use proptest::prelude::*;
 
 use cru::plan::{Rules, Selection};
 use cru::reference::Reference;
-use cru::rewrite::{apply, Edit};
-use cru::scan::{ScanOptions, Scanner};
+use cru::rewrite::apply;
+use cru::scan::{ScanOptions, Scanner, Site};
+use cru::update::plan_file;
 
 fn component() -> impl Strategy<Value = String> {
     "[a-z0-9]{1,6}((\\.|_|__|-{1,2})[a-z0-9]{1,6}){0,2}"
@@ -97,7 +98,10 @@ proptest! {
         let found = Scanner::new(ScanOptions::default()).scan(&text);
         let mut last_end = 0;
         for occ in &found {
-            prop_assert!(occ.start >= last_end && occ.start < occ.name_end && occ.name_end < occ.end);
+            let Site::Inline { name_end } = occ.site else {
+                continue;
+            };
+            prop_assert!(occ.start >= last_end && occ.start < name_end && name_end < occ.end);
             prop_assert!(occ.end <= text.len());
             let written = occ.reference.to_string();
             prop_assert_eq!(&text[occ.start..occ.end], written.as_bytes());
@@ -128,14 +132,8 @@ proptest! {
     #[test]
     fn an_identity_update_is_byte_identical(text in mixed_text()) {
         let rules = Rules::new(Selection::All, true).unwrap();
-        let edits: Vec<Edit> = Scanner::new(ScanOptions::default())
-            .scan(&text)
-            .into_iter()
-            .map(|occ| Edit {
-                range: occ.name_end..occ.end,
-                replacement: rules.target(&occ.reference).unwrap().suffix().into_bytes(),
-            })
-            .collect();
+        let found = Scanner::new(ScanOptions::default()).scan(&text);
+        let edits = plan_file(&text, &found, &|r| rules.target(r)).unwrap().edits;
         prop_assert_eq!(apply(&text, &edits), text);
     }
 }

@@ -10,12 +10,16 @@
 //! The scanner works on bytes, so non-UTF-8 text and CRLF line endings are no obstacle. It is
 //! pure: it does not read files or decide what a reference should become.
 
+use std::ops::Range;
+use std::path::Path;
+
 use regex::bytes::Regex;
 
 use crate::reference::{Reference, TRANSPORTS};
 
 mod boundary;
 mod comment;
+mod split;
 mod yaml;
 
 use comment::Comments;
@@ -24,15 +28,31 @@ use yaml::Nesting;
 /// One reference found in a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Occurrence {
-    /// Byte offset where the reference starts (after any transport prefix).
+    /// Byte offset where the reference starts (after any transport prefix), or where its
+    /// first part starts.
     pub start: usize,
-    /// Byte offset just past the reference.
+    /// Byte offset just past the reference, or past its last part.
     pub end: usize,
-    /// Byte offset just past the name, where `:tag@digest` begins.
-    pub name_end: usize,
-    /// The reference as written.
+    /// Where the reference is written: in one piece, or in parts.
+    pub site: Site,
+    /// The reference as written (composed from its parts for a split one).
     pub reference: Reference,
 }
+
+impl Occurrence {
+    /// The byte offset that locates the reference for the user: its start, or its tag.
+    pub fn anchor(&self) -> usize {
+        match &self.site {
+            Site::Inline { .. } => self.start,
+            Site::Split(split) => split
+                .part(Role::Tag)
+                .or(split.parts.first())
+                .map_or(self.start, |p| p.span.start),
+        }
+    }
+}
+
+pub use split::{Part, Role, Site, Split, Style, Tail};
 
 /// What the scanner looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +110,66 @@ impl Scanner {
         }
     }
 
-    /// Finds every reference in `haystack`, ordered by position, without overlaps.
+    /// Finds every reference in `haystack`, ordered by position, without overlaps; split
+    /// references too, as if the buffer were a YAML file.
     pub fn scan(&self, haystack: &[u8]) -> Vec<Occurrence> {
+        self.scan_file(None, haystack, &mut || None)
+    }
+
+    /// Finds every reference in the contents of the file `path` (its name tells a
+    /// kustomization or a non-YAML file), ordered by start. `app_version` gives the
+    /// `appVersion` of the chart the file belongs to, for a values map with `tag: ""`.
+    pub fn scan_file(
+        &self,
+        path: Option<&Path>,
+        haystack: &[u8],
+        app_version: &mut dyn FnMut() -> Option<String>,
+    ) -> Vec<Occurrence> {
+        let mut found = self.scan_inline(haystack);
+        let kind = match path.and_then(|p| p.file_name()).and_then(|n| n.to_str()) {
+            None => Some(split::Kind::Values),
+            Some("kustomization.yaml" | "kustomization.yml" | "Kustomization") => {
+                Some(split::Kind::Kustomization)
+            }
+            Some("Chart.yaml" | "Chart.yml" | "Chart.lock") => None,
+            Some(n) if n.ends_with(".yaml") || n.ends_with(".yml") => Some(split::Kind::Values),
+            Some(_) => None,
+        };
+        let mut parts = Vec::new();
+        if let Some(kind) = kind.filter(|&k| split::may_hold(haystack, k)) {
+            match split::find(haystack, kind, self.context.is_some(), app_version) {
+                Ok(split) => parts = split,
+                Err(err) => {
+                    let shown = path.map(|p| p.display().to_string()).unwrap_or_default();
+                    tracing::debug!(
+                        "{shown}: not read as YAML, only whole references found: {err}"
+                    );
+                }
+            }
+        }
+        if !parts.is_empty() {
+            // A value that is part of a split reference is not also one in one piece.
+            let mut spans: Vec<Range<usize>> = parts
+                .iter()
+                .flat_map(|o| match &o.site {
+                    Site::Split(s) => s.parts.iter().map(|p| p.span.clone()).collect(),
+                    Site::Inline { .. } => Vec::new(),
+                })
+                .collect();
+            spans.sort_by_key(|s| s.start);
+            found.retain(|o| {
+                let i = spans.partition_point(|s| s.start < o.end);
+                !(i > 0 && spans[i - 1].end > o.start)
+            });
+            found.extend(parts);
+            found.sort_by_key(|o| o.start);
+        }
+        drop_ignored(haystack, &mut found);
+        found
+    }
+
+    /// The references written in one piece.
+    fn scan_inline(&self, haystack: &[u8]) -> Vec<Occurrence> {
         let mut found = Vec::new();
         let mut at = 0;
         while let Some(m) = self.qualified.find_at(haystack, at) {
@@ -103,7 +181,6 @@ impl Scanner {
             }
         }
         let Some((context, yaml_item)) = &self.context else {
-            drop_ignored(haystack, &mut found);
             return found;
         };
         let qualified = found.len();
@@ -134,7 +211,6 @@ impl Scanner {
             // Two contexts may lead to the same token (`image: docker://alpine:3`).
             found.dedup_by(|later, earlier| later.start < earlier.end);
         }
-        drop_ignored(haystack, &mut found);
         found
     }
 }
@@ -151,6 +227,15 @@ fn drop_ignored(haystack: &[u8], found: &mut Vec<Occurrence>) {
     // it decides for every reference on it.
     let mut line: Option<(usize, Option<usize>)> = None;
     found.retain(|occ| {
+        if let Site::Split(split) = &occ.site {
+            // A split reference is opted out by a marker anywhere on one of its lines.
+            return !split.parts.iter().any(|p| {
+                let from = memchr::memrchr(b'\n', &haystack[..p.span.start]).map_or(0, |i| i + 1);
+                let rest = &haystack[p.span.start..];
+                let to = p.span.start + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                memchr::memmem::find(&haystack[from..to], IGNORE_MARKER).is_some()
+            });
+        }
         let (_, marker) = match line {
             Some((end, marker)) if occ.end <= end => (end, marker),
             _ => {
@@ -309,7 +394,7 @@ fn finish(haystack: &[u8], start: usize, mut end: usize) -> Option<Occurrence> {
     Some(Occurrence {
         start,
         end,
-        name_end,
+        site: Site::Inline { name_end },
         reference,
     })
 }

@@ -256,8 +256,11 @@ fn several_on_one_line_and_crlf_and_non_utf8() {
 fn name_end_marks_the_suffix() {
     let text = "x gcr.io/a/b:1@".to_owned() + D;
     let o = &Scanner::new(ScanOptions::default()).scan(text.as_bytes())[0];
-    assert_eq!(&text[o.start..o.name_end], "gcr.io/a/b");
-    assert_eq!(&text[o.name_end..o.end], format!(":1@{D}"));
+    let Site::Inline { name_end } = o.site else {
+        panic!("in one piece: {o:?}")
+    };
+    assert_eq!(&text[o.start..name_end], "gcr.io/a/b");
+    assert_eq!(&text[name_end..o.end], format!(":1@{D}"));
 }
 
 #[test]
