@@ -201,7 +201,7 @@ impl Settings {
             Setting::new(Some(p), file(line))
         } else {
             let found =
-                registry::config::RegistriesConf::default_locations(env.user_config.as_deref())
+                registry::registries_conf::RegistriesConf::default_locations(env.user_config.as_deref())
                     .into_iter()
                     .find(|p| p.is_file());
             Setting::new(found, Origin::Default)

@@ -15,12 +15,27 @@ use crate::inventory::{scan_path, Inventory, Scope};
 use crate::plan::Rules;
 use crate::reference::Reference;
 use crate::registry::Platform;
+use crate::report::{Event, Log, Reporter};
 use crate::rewrite::{self, Edit};
 use crate::scan::{Occurrence, Role, Scanner, Site, Split, Tail};
 use crate::walk::FileError;
 
-/// A boxed error from a resolver, shown with its chain.
-pub type ResolveError = Box<dyn std::error::Error + Send + Sync>;
+/// Why a resolver failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Registry lookups failed; each was reported.
+    #[error(transparent)]
+    Lookups(#[from] crate::resolve::LookupsFailed),
+    /// Anything else, as a message.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<&str> for ResolveError {
+    fn from(message: &str) -> ResolveError {
+        ResolveError::Failed(message.to_owned())
+    }
+}
 
 /// What the configuration's rules ask of a group of targets: the resolver is asked once per
 /// distinct group.
@@ -36,8 +51,12 @@ pub struct Group {
 pub trait Resolve {
     /// Returns what each of `targets` (distinct, with the spelling of the file) becomes, in
     /// order, as `group` asks. All or nothing: an error means no file is written.
-    fn resolve(&self, targets: &[Reference], group: &Group)
-        -> Result<Vec<Reference>, ResolveError>;
+    fn resolve(
+        &self,
+        targets: &[Reference],
+        group: &Group,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<Reference>, ResolveError>;
 }
 
 /// The resolver that does no lookups: targets are written as they are.
@@ -45,7 +64,12 @@ pub trait Resolve {
 pub struct Offline;
 
 impl Resolve for Offline {
-    fn resolve(&self, targets: &[Reference], _: &Group) -> Result<Vec<Reference>, ResolveError> {
+    fn resolve(
+        &self,
+        targets: &[Reference],
+        _: &Group,
+        _: &dyn Reporter,
+    ) -> Result<Vec<Reference>, ResolveError> {
         Ok(targets.to_vec())
     }
 }
@@ -138,6 +162,7 @@ pub fn run(
         scope: &options.scope,
         resolver,
         dry_run: options.dry_run,
+        reporter: &Log,
     }
     .run(out)
 }
@@ -160,6 +185,8 @@ pub struct Job<'a> {
     pub resolver: &'a dyn Resolve,
     /// Print a diff instead of writing.
     pub dry_run: bool,
+    /// Where progress goes.
+    pub reporter: &'a dyn Reporter,
 }
 
 /// The edits planned for one file and the distinct changes they make, in order.
@@ -286,12 +313,12 @@ impl Job<'_> {
         let inventory = Inventory::take_in(self.roots, scanner, scope, self.base);
         if !inventory.errors.is_empty() {
             for err in &inventory.errors {
-                tracing::error!("{err}");
+                self.reporter.report(Event::Error(err.to_string()));
             }
             return Err(UpdateError::Unreadable(inventory.errors));
         }
         let found = inventory.distinct_references();
-        tracing::info!("{found} image references found");
+        self.reporter.report(Event::Found { references: found });
 
         // The distinct targets of each group, groups in the order first met.
         let group_of = |r: &Reference, file: &Path| {
@@ -322,7 +349,7 @@ impl Job<'_> {
             let targets: Vec<Reference> = targets.into_iter().collect();
             let each = self
                 .resolver
-                .resolve(&targets, &group)
+                .resolve(&targets, &group, self.reporter)
                 .map_err(UpdateError::Resolve)?;
             resolved.extend(
                 targets
@@ -379,7 +406,11 @@ impl Job<'_> {
                 .changes
                 .into_iter()
                 .map(|(from, to)| {
-                    tracing::debug!("updating reference {from} to {to} in {path}");
+                    self.reporter.report(Event::Updating {
+                        from: from.clone(),
+                        to: to.clone(),
+                        file: path.clone(),
+                    });
                     Change {
                         path: path.clone(),
                         from,
@@ -413,11 +444,10 @@ impl Job<'_> {
         if self.dry_run {
             out.flush().map_err(UpdateError::Output)?;
         }
-        match (summary.files.len(), self.dry_run) {
-            (0, _) => tracing::info!("no files were updated by cru"),
-            (n, true) => tracing::info!("dry run: {n} files would be updated"),
-            (n, false) => tracing::info!("updated a total of {n} files"),
-        }
+        self.reporter.report(Event::Updated {
+            files: summary.files.len(),
+            dry_run: self.dry_run,
+        });
         Ok(summary)
     }
 }
@@ -447,6 +477,7 @@ mod tests {
             &self,
             targets: &[Reference],
             _: &Group,
+            _: &dyn Reporter,
         ) -> Result<Vec<Reference>, ResolveError> {
             assert!(!targets.is_empty());
             Err("registry unreachable".into())
@@ -461,6 +492,7 @@ mod tests {
             &self,
             targets: &[Reference],
             _: &Group,
+            _: &dyn Reporter,
         ) -> Result<Vec<Reference>, ResolveError> {
             let digest = format!("sha256:{}", "ab".repeat(32));
             Ok(targets
@@ -478,6 +510,7 @@ mod tests {
             &self,
             targets: &[Reference],
             _: &Group,
+            _: &dyn Reporter,
         ) -> Result<Vec<Reference>, ResolveError> {
             Ok(targets
                 .iter()
@@ -654,6 +687,43 @@ mod tests {
         let summary = run(&roots, &scanner, &options(), &Pin, &mut Vec::new()).unwrap();
         let from: Vec<String> = summary.changes.iter().map(|c| c.from.to_string()).collect();
         assert_eq!(from, ["gcr.io/a/b:1", "gcr.io/a/c:1"]);
+    }
+
+    #[test]
+    fn a_job_reports_its_progress_to_the_reporter_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.yaml"), "image: gcr.io/a/b:1\n").unwrap();
+        let scanner = Scanner::new(ScanOptions::default());
+        let roots = [dir.path().to_path_buf()];
+        let rules = Rules::new(Selection::All, false).unwrap();
+        let reporter = crate::report::Collect::default();
+        let job = Job {
+            roots: &roots,
+            base: Some(dir.path()),
+            scanner: &scanner,
+            rules: &rules,
+            scope: &Scope::default(),
+            resolver: &Offline,
+            dry_run: true,
+            reporter: &reporter,
+        };
+        let summary = job.run(&mut Vec::new()).unwrap();
+        assert_eq!(summary.files, ["a.yaml"], "shown relative to the base");
+        assert_eq!(
+            reporter.events(),
+            [
+                Event::Found { references: 1 },
+                Event::Updating {
+                    from: Reference::parse("gcr.io/a/b:1").unwrap(),
+                    to: Reference::parse("gcr.io/a/b:latest").unwrap(),
+                    file: "a.yaml".into(),
+                },
+                Event::Updated {
+                    files: 1,
+                    dry_run: true
+                },
+            ]
+        );
     }
 
     #[test]
