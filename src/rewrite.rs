@@ -38,7 +38,8 @@ const CONTEXT: usize = 3;
 
 /// A unified diff (`diff -u` style) of what `edits` do to `buf`, byte for byte.
 ///
-/// Edits here never span a line break, so each changed line maps to one new line.
+/// Edits never span a line break; one may add lines (a new `digest:` line), which the hunk
+/// shows as added lines.
 pub fn unified_diff(old_name: &str, new_name: &str, buf: &[u8], edits: &[Edit]) -> Vec<u8> {
     if edits.is_empty() {
         return Vec::new();
@@ -78,6 +79,9 @@ pub fn unified_diff(old_name: &str, new_name: &str, buf: &[u8], edits: &[Edit]) 
 
     let mut out = format!("--- {old_name}\n+++ {new_name}\n").into_bytes();
     let mut h = 0;
+    // Lines added by the hunks before, for the new side's line numbers.
+    let mut shift = 0;
+    let breaks = |text: &[u8]| memchr::memchr_iter(b'\n', text).count();
     while h < changed.len() {
         // Changes closer than twice the context share a hunk.
         let mut last = h;
@@ -87,7 +91,20 @@ pub fn unified_diff(old_name: &str, new_name: &str, buf: &[u8], edits: &[Edit]) 
         let first_line = changed[h].0.saturating_sub(CONTEXT);
         let end_line = (changed[last].0 + CONTEXT + 1).min(starts.len());
         let len = end_line - first_line;
-        out.extend_from_slice(format!("@@ -{0},{1} +{0},{1} @@\n", first_line + 1, len).as_bytes());
+        let added: usize = changed[h..=last]
+            .iter()
+            .map(|(old, new)| breaks(new).saturating_sub(breaks(line(*old))))
+            .sum();
+        out.extend_from_slice(
+            format!(
+                "@@ -{},{len} +{},{} @@\n",
+                first_line + 1,
+                first_line + 1 + shift,
+                len + added
+            )
+            .as_bytes(),
+        );
+        shift += added;
         let mut n = first_line;
         let mut c = h;
         while n < end_line {
@@ -102,7 +119,9 @@ pub fn unified_diff(old_name: &str, new_name: &str, buf: &[u8], edits: &[Edit]) 
                     push_line(&mut out, b'-', line(*old));
                 }
                 for (_, new) in &changed[run_start..c] {
-                    push_line(&mut out, b'+', new);
+                    for new in new.split_inclusive(|&b| b == b'\n') {
+                        push_line(&mut out, b'+', new);
+                    }
                 }
             } else {
                 push_line(&mut out, b' ', line(n));
@@ -131,6 +150,21 @@ mod tests {
             range: start..end,
             replacement: with.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn an_edit_that_adds_a_line_shows_it_as_added_with_the_new_counts() {
+        let buf = b"a\nb: 1\nc\n\n\n\n\n\n\n\nd: 2\n";
+        let edits = [edit(6, 6, "\ndigest: x"), edit(19, 20, "3")];
+        assert_eq!(
+            apply(buf, &edits),
+            b"a\nb: 1\ndigest: x\nc\n\n\n\n\n\n\n\nd: 3\n"
+        );
+        let diff = unified_diff("a/f", "b/f", buf, &edits);
+        assert_eq!(
+            String::from_utf8(diff).unwrap(),
+            "--- a/f\n+++ b/f\n@@ -1,5 +1,6 @@\n a\n-b: 1\n+b: 1\n+digest: x\n c\n \n \n@@ -8,4 +9,4 @@\n \n \n \n-d: 2\n+d: 3\n"
+        );
     }
 
     #[test]

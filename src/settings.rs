@@ -200,10 +200,11 @@ impl Settings {
         } else if let Some((p, line)) = c.and_then(|c| c.registries_conf.clone()) {
             Setting::new(Some(p), file(line))
         } else {
-            let found =
-                registry::registries_conf::RegistriesConf::default_locations(env.user_config.as_deref())
-                    .into_iter()
-                    .find(|p| p.is_file());
+            let found = registry::registries_conf::RegistriesConf::default_locations(
+                env.user_config.as_deref(),
+            )
+            .into_iter()
+            .find(|p| p.is_file());
             Setting::new(found, Origin::Default)
         };
         let platform = match &flags.platform {
