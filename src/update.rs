@@ -219,8 +219,14 @@ pub fn plan_file(
     let mut plan = FilePlan::default();
     // What a reference becomes depends on it alone: one change per distinct `from`.
     let mut seen: HashSet<&Reference> = HashSet::new();
+    let mut split_planned: Vec<(Reference, Vec<Edit>)> = Vec::new();
+    // The values of split references that stay as they are.
+    let mut kept: Vec<(usize, usize)> = Vec::new();
     for occ in occurrences {
         let Some(to) = becomes(&occ.reference) else {
+            if let Site::Split(split) = &occ.site {
+                kept.extend(split.parts.iter().map(|p| (p.span.start, p.span.end)));
+            }
             continue;
         };
         match &occ.site {
@@ -244,7 +250,7 @@ pub fn plan_file(
                     continue;
                 }
                 match split_edits(split, &occ.reference, &to) {
-                    Ok(edits) => plan.edits.extend(edits),
+                    Ok(edits) => split_planned.push((occ.reference.clone(), edits)),
                     Err(why) => {
                         plan.fixed.push((occ.reference.clone(), why));
                         continue;
@@ -254,6 +260,38 @@ pub fn plan_file(
         }
         if seen.insert(&occ.reference) {
             plan.changes.push((occ.reference.clone(), to));
+        }
+    }
+    // Split references may share a value (one ARG for two FROMs): the same edit is made
+    // once; two that disagree are both left alone.
+    let mut wanted: HashMap<(usize, usize), &[u8]> = HashMap::new();
+    for &(start, end) in &kept {
+        wanted.insert((start, end), &buf[start..end]);
+    }
+    let mut disagree: HashSet<(usize, usize)> = HashSet::new();
+    for edit in split_planned.iter().flat_map(|(_, e)| e) {
+        let key = (edit.range.start, edit.range.end);
+        if *wanted.entry(key).or_insert(&edit.replacement) != edit.replacement.as_slice() {
+            disagree.insert(key);
+        }
+    }
+    let mut made: HashSet<(usize, usize)> = HashSet::new();
+    for (reference, edits) in &split_planned {
+        if edits
+            .iter()
+            .any(|e| disagree.contains(&(e.range.start, e.range.end)))
+        {
+            plan.fixed.push((
+                reference.clone(),
+                "a shared value would need two different values",
+            ));
+            plan.changes.retain(|(from, _)| from != reference);
+            continue;
+        }
+        for edit in edits {
+            if made.insert((edit.range.start, edit.range.end)) {
+                plan.edits.push(edit.clone());
+            }
         }
     }
     // A split reference's edits may enclose another reference's.
@@ -279,9 +317,15 @@ fn split_edits(split: &Split, from: &Reference, to: &Reference) -> Result<Vec<Ed
     match (split.part(Role::Tag), tag_value(to)) {
         (Some(part), Some(value)) => {
             if tag_value(from).as_ref() != Some(&value) {
+                // The part holds what stands between its prefix and suffix (`${V}-alpine`).
+                let value = value
+                    .strip_prefix(part.prefix.as_str())
+                    .and_then(|v| v.strip_suffix(part.suffix.as_str()))
+                    .filter(|v| !v.is_empty())
+                    .ok_or("the new tag does not fit the text around the variable")?;
                 edits.push(Edit {
                     range: part.span.clone(),
-                    replacement: part.style.render(&value).into_bytes(),
+                    replacement: part.style.render(value).into_bytes(),
                 });
             }
         }

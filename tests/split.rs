@@ -215,3 +215,58 @@ fn cru_ignore_on_a_line_of_a_values_map_opts_it_out() {
     assert_exit(&run(&dir, &["update", "--image-reference", "a/b:v2"]), 0);
     assert_eq!(dir.read_string("values.yaml"), text);
 }
+
+#[test]
+fn a_dockerfile_arg_default_is_rewritten_for_the_from_that_uses_it() {
+    let dir = setup();
+    let before = "# syntax=docker/dockerfile:1\nARG NODE_VERSION=20.11.1\nARG BASE=\"python:3.12\"\nFROM node:${NODE_VERSION}-alpine AS build\nRUN npm ci\nFROM ${BASE}\nCOPY --from=build /app /app\n";
+    dir.write("Dockerfile", before);
+    let out = run(&dir, &["list"]);
+    assert_eq!(
+        stdout(&out),
+        "Dockerfile:docker/dockerfile:1\nDockerfile:node:20.11.1-alpine\nDockerfile:python:3.12\n"
+    );
+    let out = run(
+        &dir,
+        &[
+            "update",
+            "--image-reference",
+            "node:22.1.0-alpine",
+            "--image-reference",
+            "python:3.13",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        dir.read_string("Dockerfile"),
+        before
+            .replace("NODE_VERSION=20.11.1", "NODE_VERSION=22.1.0")
+            .replace("\"python:3.12\"", "\"python:3.13\"")
+    );
+}
+
+#[test]
+fn an_arg_two_froms_need_different_values_for_is_reported_and_left_alone() {
+    let dir = setup();
+    let before = "ARG V=1.0\nFROM a/b:${V}\nFROM c/d:${V}\n";
+    dir.write("Dockerfile", before);
+    let out = run(&dir, &["update", "--image-reference", "a/b:2.0"]);
+    assert_exit(&out, 0);
+    assert_eq!(dir.read_string("Dockerfile"), before);
+    // Both to the same value: one edit.
+    let out = run(
+        &dir,
+        &[
+            "update",
+            "--image-reference",
+            "a/b:2.0",
+            "--image-reference",
+            "c/d:2.0",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        dir.read_string("Dockerfile"),
+        "ARG V=2.0\nFROM a/b:${V}\nFROM c/d:${V}\n"
+    );
+}

@@ -19,6 +19,7 @@ use crate::reference::{Reference, TRANSPORTS};
 
 mod boundary;
 mod comment;
+mod dockerfile;
 mod split;
 mod yaml;
 
@@ -147,13 +148,39 @@ impl Scanner {
                 }
             }
         }
+        let dockerfile = match path.and_then(|p| p.file_name()).and_then(|n| n.to_str()) {
+            None => true,
+            Some(n) => {
+                let n = n.to_ascii_lowercase();
+                n.starts_with("dockerfile")
+                    || n.starts_with("containerfile")
+                    || n.ends_with(".dockerfile")
+                    || n.ends_with(".containerfile")
+            }
+        };
+        if dockerfile && dockerfile::may_hold(haystack) {
+            for occ in dockerfile::find(haystack) {
+                match occ.site {
+                    // A whole image in a default: unless found already (or for another FROM).
+                    Site::Inline { .. } => {
+                        let i = found.partition_point(|o| o.start < occ.end);
+                        let known = (i > 0 && found[i - 1].end > occ.start)
+                            || parts.iter().any(|p: &Occurrence| p.start == occ.start);
+                        if !known {
+                            parts.push(occ);
+                        }
+                    }
+                    Site::Split(_) => parts.push(occ),
+                }
+            }
+        }
         if !parts.is_empty() {
             // A value that is part of a split reference is not also one in one piece.
             let mut spans: Vec<Range<usize>> = parts
                 .iter()
                 .flat_map(|o| match &o.site {
-                    Site::Split(s) => s.parts.iter().map(|p| p.span.clone()).collect(),
-                    Site::Inline { .. } => Vec::new(),
+                    Site::Split(s) => s.parts.iter().map(|p| p.span.clone()).collect::<Vec<_>>(),
+                    Site::Inline { .. } => std::iter::once(o.start..o.end).collect(),
                 })
                 .collect();
             spans.sort_by_key(|s| s.start);

@@ -57,6 +57,10 @@ pub struct Part {
     pub span: Range<usize>,
     /// How the value is written.
     pub style: Style,
+    /// Text that stands before the value in what the role holds (`FROM node:v${V}`: `v`).
+    pub prefix: String,
+    /// Text that stands after the value in what the role holds (`${V}-alpine`: `-alpine`).
+    pub suffix: String,
 }
 
 /// What a part of a split reference holds.
@@ -95,6 +99,8 @@ pub enum Style {
     Double,
     /// Not written (`digest:`); the span is empty, just past the colon.
     Empty,
+    /// Not YAML: written as it is (a Dockerfile `ARG`'s default).
+    Bare,
 }
 
 impl Style {
@@ -103,7 +109,7 @@ impl Style {
     pub fn render(self, value: &str) -> String {
         match self {
             Style::Plain if !reads_as_string(value) => format!("\"{value}\""),
-            Style::Plain => value.to_owned(),
+            Style::Plain | Style::Bare => value.to_owned(),
             Style::Single => format!("'{value}'"),
             Style::Double => format!("\"{value}\""),
             Style::Empty => format!(" {}", Style::Plain.render(value)),
@@ -354,6 +360,8 @@ fn part(role: Role, s: &Scalar) -> Part {
         role,
         span: s.span.clone(),
         style: s.style,
+        prefix: String::new(),
+        suffix: String::new(),
     }
 }
 
