@@ -52,8 +52,8 @@ fn list_corpus() -> BTreeSet<String> {
 /// changes, read the difference and update these on purpose.
 const CORPUS_LINES: usize = 2692;
 const CORPUS_OCCURRENCES: usize = 2964;
-const CORPUS_B_LINES: usize = 824;
-const CORPUS_B_OCCURRENCES: usize = 1197;
+const CORPUS_B_LINES: usize = 827;
+const CORPUS_B_OCCURRENCES: usize = 1200;
 
 #[test]
 fn the_number_of_references_found_in_each_corpus_is_pinned() {

@@ -270,3 +270,17 @@ fn an_arg_two_froms_need_different_values_for_is_reported_and_left_alone() {
         "ARG V=2.0\nFROM a/b:${V}\nFROM c/d:${V}\n"
     );
 }
+
+#[test]
+fn a_compose_tag_default_is_rewritten_and_the_name_default_kept() {
+    let dir = setup();
+    let before = "services:\n  app:\n    image: ${IMAGE:-org/app}:${TAG:-1.2}\n";
+    dir.write("compose.yaml", before);
+    assert_eq!(stdout(&run(&dir, &["list"])), "compose.yaml:org/app:1.2\n");
+    let out = run(&dir, &["update", "--image-reference", "org/app:1.3"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        dir.read_string("compose.yaml"),
+        before.replace("TAG:-1.2", "TAG:-1.3")
+    );
+}

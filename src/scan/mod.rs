@@ -19,6 +19,7 @@ use crate::reference::{Reference, TRANSPORTS};
 
 mod boundary;
 mod comment;
+mod defaults;
 mod dockerfile;
 mod split;
 mod yaml;
@@ -74,6 +75,8 @@ pub struct Scanner {
     qualified: Regex,
     /// The image-context searches, when unqualified names are looked for.
     context: Option<(Regex, Regex)>,
+    /// Compose and shell defaults that split a reference.
+    defaults: Regex,
 }
 
 /// A candidate for a name with a `/`, then a tag and/or a digest. The candidate is loose
@@ -102,6 +105,7 @@ impl Scanner {
     pub fn new(options: ScanOptions) -> Scanner {
         Scanner {
             qualified: Regex::new(QUALIFIED).expect("valid regex"),
+            defaults: Regex::new(defaults::PATTERN).expect("valid regex"),
             context: options.unqualified.then(|| {
                 (
                     Regex::new(CONTEXT).expect("valid regex"),
@@ -173,6 +177,9 @@ impl Scanner {
                     Site::Split(_) => parts.push(occ),
                 }
             }
+        }
+        if defaults::may_hold(haystack) {
+            parts.extend(defaults::find(&self.defaults, haystack));
         }
         if !parts.is_empty() {
             // A value that is part of a split reference is not also one in one piece.
