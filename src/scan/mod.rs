@@ -260,14 +260,26 @@ fn drop_ignored(haystack: &[u8], found: &mut Vec<Occurrence>) {
     // Each line is searched once, from the end of its first reference: the last marker on
     // it decides for every reference on it.
     let mut line: Option<(usize, Option<usize>)> = None;
+    // The last line a split reference's part was on: its span and whether it has a marker
+    // (parts of many references on one long line search it once).
+    let mut part_line: Option<(Range<usize>, bool)> = None;
     found.retain(|occ| {
         if let Site::Split(split) = &occ.site {
             // A split reference is opted out by a marker anywhere on one of its lines.
             return !split.parts.iter().any(|p| {
-                let from = memchr::memrchr(b'\n', &haystack[..p.span.start]).map_or(0, |i| i + 1);
-                let rest = &haystack[p.span.start..];
-                let to = p.span.start + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-                memchr::memmem::find(&haystack[from..to], IGNORE_MARKER).is_some()
+                let at = p.span.start;
+                match &part_line {
+                    Some((span, marked)) if span.contains(&at) => *marked,
+                    _ => {
+                        let from = memchr::memrchr(b'\n', &haystack[..at]).map_or(0, |i| i + 1);
+                        let rest = &haystack[at..];
+                        let to = at + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                        let marked =
+                            memchr::memmem::find(&haystack[from..to], IGNORE_MARKER).is_some();
+                        part_line = Some((from..to + 1, marked));
+                        marked
+                    }
+                }
             });
         }
         let (_, marker) = match line {
