@@ -1,6 +1,7 @@
-//! Running a parsed command line: turning what the user typed into settings, calling the
+//! Running a parsed command line: turning what the user typed into settings (the flags and
+//! the environment as [`Layers`], merged with `.cru.yaml` by [`crate::settings`]), calling the
 //! commands and deciding the exit status. Nothing here prints: results go to the writer the
-//! binary passes in, progress goes out as `tracing` events.
+//! binary passes in, progress to the [`crate::report::Log`] reporter.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
