@@ -1,0 +1,349 @@
+//! `cru mirror` against two real `docker-registry` instances with htpasswd authentication,
+//! credentials from a temporary DOCKER_CONFIG, requests counted by `registry-proxy`, and every
+//! copy checked with skopeo as an independent client.
+
+mod support;
+mod util;
+
+use std::process::Output;
+
+use base64::Engine as _;
+use support::registry::{Logged, Proxy, Registry};
+use util::{assert_exit, stderr, stdout, Dir};
+
+const USER: &str = "mirror-user";
+const PASSWORD: &str = "s3cret-mirror-pw";
+
+/// Two registries and a folder to run cru in, with credentials for both (and for proxies).
+struct Setup {
+    source: Registry,
+    target: Registry,
+    dir: Dir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        Setup {
+            source: Registry::start_with_htpasswd(USER, PASSWORD),
+            target: Registry::start_with_htpasswd(USER, PASSWORD),
+            dir: Dir::new(),
+        }
+    }
+
+    /// Writes the docker config with credentials for each host, and an empty registries.conf.
+    fn credentials(&self, hosts: &[String]) {
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+        let entries: Vec<String> = hosts
+            .iter()
+            .map(|h| format!(r#""{h}": {{"auth": "{auth}"}}"#))
+            .collect();
+        self.dir.write(
+            "docker/config.json",
+            format!(r#"{{"auths": {{{}}}}}"#, entries.join(",")),
+        );
+        self.dir.write("registries.conf", "");
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.dir.cru(&["mirror"]);
+        cmd.args(args)
+            .arg("--registries-conf")
+            .arg(self.dir.path().join("registries.conf"))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"));
+        cmd.output().expect("run cru")
+    }
+}
+
+fn writes(log: &[Logged]) -> Vec<&Logged> {
+    log.iter()
+        .filter(|l| matches!(l.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+        .collect()
+}
+
+#[test]
+fn copies_images_and_buildx_indexes_with_attestations_unchanged() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    let single = s.source.push_docker("team/app", "one", &["1.0"]);
+    let (index, children) = s.source.push_buildx_index("team/multi", "two", &["2.0"]);
+    let src = s.source.host();
+    let out = s.run(&[
+        "--to",
+        &format!("{}/mirror", s.target.host()),
+        "--image-reference",
+        &format!("{src}/team/app:1.0"),
+        "--image-reference",
+        &format!("{src}/team/multi:2.0"),
+    ]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "copied {src}/team/app:1.0 -> {}/mirror/team/app:1.0@{single}",
+            s.target.host()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("images: 2 copied, 0 skipped, 0 failed"),
+        "{text}"
+    );
+    // An independent client sees the source's digests under the source's tags...
+    assert_eq!(s.target.skopeo_digest("mirror/team/app:1.0"), single);
+    assert_eq!(s.target.skopeo_digest("mirror/team/multi:2.0"), index);
+    // ...every manifest of the index, attestations included, by digest...
+    for child in &children {
+        assert!(
+            s.target.has_manifest("mirror/team/multi", child),
+            "{child} missing"
+        );
+    }
+    // ...and can pull the copies out whole.
+    let out_dir = tempfile::tempdir().unwrap();
+    s.target
+        .skopeo_copy_out("mirror/team/app:1.0", &out_dir.path().join("app"));
+    s.target
+        .skopeo_copy_out("mirror/team/multi:2.0", &out_dir.path().join("multi"));
+    assert!(
+        !stderr(&out).contains(PASSWORD),
+        "the password leaked: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn shared_layers_cross_once_and_a_second_run_only_asks_heads_of_the_source() {
+    let s = Setup::new();
+    let source_proxy = Proxy::start(&s.source.url(), &[]);
+    let target_proxy = Proxy::start(&s.target.url(), &[]);
+    s.credentials(&[source_proxy.host(), target_proxy.host()]);
+    let base: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    for (repo, seed) in [("a/one", "1"), ("b/two", "2"), ("c/three", "3")] {
+        let own = format!("own layer of {seed}").into_bytes();
+        s.source.push_layers(repo, seed, &[&base, &own], &["v1"]);
+    }
+    let src = source_proxy.host();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["--to".to_owned(), format!("{}/m", target_proxy.host())];
+        for repo in ["a/one", "b/two", "c/three"] {
+            a.push("--image-reference".into());
+            a.push(format!("{src}/{repo}:v1"));
+        }
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let first: Vec<String> = args(&["--jobs", "4"]);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let out = s.run(&first);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    // 3 configs + 3 own layers + the base once; the base mounted into the other two.
+    assert!(
+        text.contains("blobs: 7 uploaded, 2 mounted, 0 skipped"),
+        "{text}"
+    );
+    let source_log = source_proxy.requests();
+    let base_gets = source_log
+        .iter()
+        .filter(|l| l.method == "GET" && l.path.contains("/blobs/"))
+        .count();
+    assert_eq!(base_gets, 7, "blob GETs from the source: {source_log:#?}");
+    let target_log = target_proxy.requests();
+    let finished = target_log
+        .iter()
+        .filter(|l| l.method == "PUT" && l.path.contains("/blobs/uploads/"))
+        .count();
+    let mounts = target_log
+        .iter()
+        .filter(|l| l.method == "POST" && l.path.contains("mount="))
+        .count();
+    assert_eq!((finished, mounts), (7, 2), "{target_log:#?}");
+    for repo in ["a/one", "b/two", "c/three"] {
+        assert_eq!(
+            s.target.skopeo_digest(&format!("m/{repo}:v1")),
+            s.source.skopeo_digest(&format!("{repo}:v1"))
+        );
+    }
+
+    let source_before = source_proxy.requests().len();
+    let target_before = target_proxy.requests().len();
+    let out = s.run(&first);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("images: 0 copied, 3 skipped, 0 failed; blobs: 0 uploaded"),
+        "{}",
+        stdout(&out)
+    );
+    let second = &source_proxy.requests()[source_before..];
+    assert!(
+        second
+            .iter()
+            .all(|l| l.method == "HEAD" || (l.method == "GET" && l.path == "/v2/")),
+        "the second run fetched from the source: {second:#?}"
+    );
+    assert_eq!(
+        second.iter().filter(|l| l.method == "HEAD").count(),
+        3,
+        "{second:#?}"
+    );
+    let second_target = &target_proxy.requests()[target_before..];
+    assert!(
+        writes(second_target).is_empty(),
+        "the second run wrote: {second_target:#?}"
+    );
+}
+
+#[test]
+fn dry_run_and_check_write_nothing_and_check_fails_on_missing_images() {
+    let s = Setup::new();
+    let target_proxy = Proxy::start(&s.target.url(), &[]);
+    s.credentials(&[s.source.host(), target_proxy.host()]);
+    s.source.push_oci("x/app", "dry", &["1"]);
+    let to = format!("{}/m", target_proxy.host());
+    let image = format!("{}/x/app:1", s.source.host());
+    let out = s.run(&["--to", &to, "--dry-run", "--image-reference", &image]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("would copy {image} -> ")), "{text}");
+    assert!(
+        text.contains("dry run, nothing written: images: 1 copied")
+            && text.contains("blobs: 2 uploaded"),
+        "{text}"
+    );
+    let out = s.run(&["--to", &to, "--check", "--image-reference", &image]);
+    assert_exit(&out, 1);
+    assert!(stdout(&out).contains(&format!("missing {image} -> ")));
+    assert!(
+        writes(&target_proxy.requests()).is_empty(),
+        "{:#?}",
+        target_proxy.requests()
+    );
+    assert!(!s.target.has_manifest("m/x/app", "1"));
+
+    assert_exit(&s.run(&["--to", &to, "--image-reference", &image]), 0);
+    let out = s.run(&["--to", &to, "--check", "--image-reference", &image]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains(&format!("present {image} -> ")));
+}
+
+#[test]
+fn references_found_under_paths_are_mirrored() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    let digest = s.source.push_oci("tools/builder", "scan", &["3"]);
+    let src = s.source.host();
+    s.dir.write(
+        "app/Dockerfile",
+        format!("FROM {src}/tools/builder:3 AS build\nRUN make\n"),
+    );
+    let before = s.dir.read("app/Dockerfile");
+    let out = s.run(&["--to", &s.target.host(), "app"]);
+    assert_exit(&out, 0);
+    assert_eq!(s.target.skopeo_digest("tools/builder:3"), digest);
+    // Without --rewrite the files stay as they are.
+    assert_eq!(s.dir.read("app/Dockerfile"), before);
+}
+
+#[test]
+fn platform_copies_that_manifest_only_and_tags_it_not_a_filtered_index() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    let (_, amd64, arm64) = s.source.push_index("p/multi", "plat", &["1"]);
+    let out = s.run(&[
+        "--to",
+        &format!("{}/m", s.target.host()),
+        "--platform",
+        "linux/arm64",
+        "--image-reference",
+        &format!("{}/p/multi:1", s.source.host()),
+    ]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!(":1@{arm64}")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(s.target.skopeo_digest("m/p/multi:1"), arm64);
+    assert!(!s.target.has_manifest("m/p/multi", &amd64));
+}
+
+#[test]
+fn a_large_layer_streams_through_in_small_memory() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    // 120 MiB that does not compress: a simple xorshift stream.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let layer: Vec<u8> = (0..120usize << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let digest = s.source.push_layers("big/image", "big", &[&layer], &["1"]);
+    drop(layer);
+    let rss = s.dir.path().join("rss");
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss)
+        .arg(env!("CARGO_BIN_EXE_cru"))
+        .args([
+            "mirror",
+            "--to",
+            &format!("{}/m", s.target.host()),
+            "--image-reference",
+            &format!("{}/big/image:1", s.source.host()),
+            "--registries-conf",
+        ])
+        .arg(s.dir.path().join("registries.conf"))
+        .env("DOCKER_CONFIG", s.dir.path().join("docker"))
+        .env_remove("CRU_REGISTRIES_CONF")
+        .current_dir(s.dir.path())
+        .output()
+        .expect("run cru under /usr/bin/time");
+    assert_exit(&out, 0);
+    let peak_kib: u64 = std::fs::read_to_string(&rss)
+        .unwrap()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("time printed the peak RSS");
+    println!("peak RSS copying a 120 MiB layer: {} MiB", peak_kib >> 10);
+    assert!(
+        peak_kib < 64 << 10,
+        "peak RSS {peak_kib} KiB for a 120 MiB layer"
+    );
+    assert_eq!(s.target.skopeo_digest("m/big/image:1"), digest);
+}
+
+#[test]
+fn two_sources_landing_on_one_target_name_fail_before_anything_is_copied() {
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let out = dir
+        .cru(&[
+            "mirror",
+            // Nothing listens there: the run must stop before asking anyone.
+            "--to",
+            "127.0.0.1:9/m",
+            "--image-reference",
+            "docker.io/p/app:1",
+            "--image-reference",
+            "gcr.io/p/app:1",
+        ])
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "docker.io/p/app and gcr.io/p/app would both be mirrored to 127.0.0.1:9/m/p/app"
+        ),
+        "{err}"
+    );
+}
