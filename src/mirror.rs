@@ -28,7 +28,7 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use crate::reference::{is_host, is_path_component, Reference};
 use crate::registry::auth::DockerConfig;
-use crate::registry::blob::Mount;
+use crate::registry::blob::{CopyFailure, Mount};
 use crate::registry::client::{Access, Client, Failure};
 use crate::registry::config::{Endpoint, RegistriesConf};
 use crate::registry::manifest::{Manifest, RateLimit};
@@ -1091,19 +1091,13 @@ impl Engine {
             .client
             .copy_blob(&source.ep, target, &blob.digest, blob.size, &|_| {})
             .await
-            .map_err(|f| match f {
-                Failure::NotFound => MirrorError::Registry {
-                    what: format!("copying blob {} of {}", blob.digest, source.name),
-                    registry: format!("{} or {}", source.ep.host, target.host),
-                    reason: "not found (on the source, or the target repository does not \
-                             exist: NAME_UNKNOWN)"
-                        .into(),
-                },
-                f => registry_error(
-                    format!("copying blob {} of {}", blob.digest, source.name),
-                    target,
-                    f,
-                ),
+            .map_err(|f| {
+                let what = format!("copying blob {} of {}", blob.digest, source.name);
+                match f {
+                    CopyFailure::Target(Failure::NotFound) => self.name_unknown(target),
+                    CopyFailure::Target(f) => registry_error(what, target, f),
+                    CopyFailure::Source(f) => registry_error(what, &source.ep, f),
+                }
             })?;
         self.counts.uploaded.fetch_add(1, Ordering::Relaxed);
         self.counts.bytes.fetch_add(n, Ordering::Relaxed);

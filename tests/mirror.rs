@@ -351,3 +351,196 @@ fn two_sources_landing_on_one_target_name_fail_before_anything_is_copied() {
         "{err}"
     );
 }
+
+#[test]
+fn faults_on_both_sides_still_give_a_correct_copy() {
+    let s = Setup::new();
+    let faults = ["--fail-503", "0.3", "--drop", "0.05", "--seed", "7"];
+    let source_proxy = Proxy::start(&s.source.url(), &faults);
+    let target_proxy = Proxy::start(&s.target.url(), &faults);
+    s.credentials(&[source_proxy.host(), target_proxy.host()]);
+    // 20 MiB: a few upload chunks, each of which may meet a fault.
+    let layer: Vec<u8> = (0..20u32 << 20).map(|i| (i % 241) as u8).collect();
+    let big = s.source.push_layers("f/big", "faults", &[&layer], &["1"]);
+    let (index, _) = s.source.push_buildx_index("f/multi", "faults", &["1"]);
+    let src = source_proxy.host();
+    let out = s.run(&[
+        "--to",
+        &format!("{}/m", target_proxy.host()),
+        "--image-reference",
+        &format!("{src}/f/big:1"),
+        "--image-reference",
+        &format!("{src}/f/multi:1"),
+    ]);
+    assert_exit(&out, 0);
+    let log = target_proxy.requests();
+    assert!(
+        log.iter().any(|l| l.status == "503") && log.iter().any(|l| l.status == "drop"),
+        "no faults were injected: {log:#?}"
+    );
+    assert_eq!(s.target.skopeo_digest("m/f/big:1"), big);
+    assert_eq!(s.target.skopeo_digest("m/f/multi:1"), index);
+    let out_dir = tempfile::tempdir().unwrap();
+    s.target
+        .skopeo_copy_out("m/f/multi:1", &out_dir.path().join("multi"));
+}
+
+/// A source that serves `manifest` for `lie/app:1` (and by digest) and `blobs` by digest.
+fn lying_source(
+    manifest: String,
+    blobs: Vec<(String, Vec<u8>)>,
+    headers: Vec<(String, String)>,
+) -> support::fake::Hostile {
+    use support::fake::{Hostile, Reply};
+    let digest = support::registry::sha256(manifest.as_bytes());
+    Hostile::start(move |seen, _| {
+        let path = seen.target.split('?').next().unwrap_or("");
+        if path == "/v2/" {
+            return Reply::json("{}");
+        }
+        if path == "/v2/lie/app/manifests/1" || path == format!("/v2/lie/app/manifests/{digest}") {
+            let mut h = vec![
+                (
+                    "Content-Type".to_owned(),
+                    support::registry::OCI_MANIFEST.to_owned(),
+                ),
+                ("Docker-Content-Digest".to_owned(), digest.clone()),
+            ];
+            h.extend(headers.iter().cloned());
+            return Reply::Answer(200, h, manifest.clone().into_bytes());
+        }
+        for (d, bytes) in &blobs {
+            if path == format!("/v2/lie/app/blobs/{d}") {
+                return Reply::Answer(200, vec![], bytes.clone());
+            }
+        }
+        Reply::Answer(404, vec![], b"{}".to_vec())
+    })
+}
+
+fn small_manifest(config: &[u8], layer_digest: &str, layer_len: usize) -> String {
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{layer_len}}}]}}"#,
+        support::registry::OCI_MANIFEST,
+        support::registry::sha256(config),
+        config.len()
+    )
+}
+
+#[test]
+fn a_blob_that_does_not_match_its_digest_aborts_the_image_and_leaves_no_tag() {
+    let target = Registry::start();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let honest = support::registry::sha256(b"honest");
+    let manifest = small_manifest(&config, &honest, 6);
+    let source = lying_source(
+        manifest,
+        vec![
+            (support::registry::sha256(&config), config),
+            (honest.clone(), b"hacked".to_vec()),
+        ],
+        vec![],
+    );
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let out = dir
+        .cru(&["mirror", "--to", &format!("{}/m", target.host())])
+        .arg("--image-reference")
+        .arg(format!("{}/lie/app:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("blob {honest} from the source hashes to")),
+        "{err}"
+    );
+    assert!(stdout(&out).contains("0 copied, 0 skipped, 1 failed"));
+    assert!(!target.has_manifest("m/lie/app", "1"));
+}
+
+#[test]
+fn a_nearly_spent_pull_limit_stops_before_any_manifest_is_fetched() {
+    let target = Registry::start();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = b"layer".to_vec();
+    let manifest = small_manifest(&config, &support::registry::sha256(&layer), layer.len());
+    let source = lying_source(
+        manifest,
+        vec![],
+        vec![("RateLimit-Remaining".into(), "3;w=21600".into())],
+    );
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let out = dir
+        .cru(&["mirror", "--to", &format!("{}/m", target.host())])
+        .arg("--image-reference")
+        .arg(format!("{}/lie/app:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("has 3 pulls left in its 6-hour window, below --min-ratelimit 10"),
+        "{err}"
+    );
+    let gets: Vec<_> = source
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.target != "/v2/")
+        .collect();
+    assert!(gets.is_empty(), "{gets:#?}");
+    // With a lower bound the same run goes on (and fails later, on the missing blobs).
+    let out = dir
+        .cru(&["mirror", "--min-ratelimit", "2"])
+        .args(["--to", &format!("{}/m", target.host())])
+        .arg("--image-reference")
+        .arg(format!("{}/lie/app:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("pulls left"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_target_without_the_repository_fails_with_its_name_and_what_to_do() {
+    use support::fake::{Hostile, Reply};
+    let source = Registry::start();
+    source.push_oci("team/app", "nameunknown", &["1"]);
+    let target = Hostile::start(|seen, _| {
+        let path = seen.target.split('?').next().unwrap_or("");
+        match (seen.method.as_str(), path) {
+            ("GET", "/v2/") => Reply::json("{}"),
+            ("HEAD", _) => Reply::Answer(404, vec![], vec![]),
+            _ => Reply::Answer(
+                404,
+                vec![("Content-Type".into(), "application/json".into())],
+                br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository 'm/team/app' does not exist"}]}"#.to_vec(),
+            ),
+        }
+    });
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let out = dir
+        .cru(&["mirror", "--to", &format!("{}/m", target.host())])
+        .arg("--image-reference")
+        .arg(format!("{}/team/app:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}/m/team/app: the target registry says this repository does not exist (NAME_UNKNOWN)",
+            target.host()
+        )) && err.contains("aws ecr create-repository --repository-name m/team/app"),
+        "{err}"
+    );
+}

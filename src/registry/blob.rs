@@ -32,6 +32,15 @@ pub enum Mount {
     Refused,
 }
 
+/// Which side of a copy failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyFailure {
+    /// Reading from the source, or what it sent (size, digest).
+    Source(Failure),
+    /// Writing to the target.
+    Target(Failure),
+}
+
 fn blob_url(ep: &Endpoint, digest: &str) -> String {
     format!("{}/v2/{}/blobs/{digest}", ep.base_url(), ep.repository)
 }
@@ -88,13 +97,16 @@ impl Client {
         digest: &str,
         size: u64,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, CopyFailure> {
         let Some(want) = digest.strip_prefix("sha256:") else {
-            return Err(Failure::Protocol(format!(
+            return Err(CopyFailure::Source(Failure::Protocol(format!(
                 "blob {digest}: cru copies sha256 blobs only"
-            )));
+            ))));
         };
-        let mut location = self.start_upload(target).await?;
+        let mut location = self
+            .start_upload(target)
+            .await
+            .map_err(CopyFailure::Target)?;
         let outcome = self
             .stream_into(source, target, digest, want, size, &mut location, progress)
             .await;
@@ -114,7 +126,8 @@ impl Client {
         size: u64,
         location: &mut String,
         progress: &(dyn Fn(u64) + Send + Sync),
-    ) -> Result<u64, Failure> {
+    ) -> Result<u64, CopyFailure> {
+        use CopyFailure::{Source, Target};
         let deadline = Deadline::new(self.policy.lookup_deadline);
         let url = blob_url(source, digest);
         // The whole body must arrive within the request timeout plus a second per MiB.
@@ -123,13 +136,14 @@ impl Client {
             .authed(source, Access::Pull, &deadline, || {
                 self.http.get(&url).timeout(allowed)
             })
-            .await?;
-        check_status(resp.status())?;
+            .await
+            .map_err(Source)?;
+        check_status(resp.status()).map_err(Source)?;
         if resp.content_length().is_some_and(|n| n != size) {
-            return Err(Failure::Protocol(format!(
+            return Err(Source(Failure::Protocol(format!(
                 "blob {digest} is {} bytes on the source, its manifest says {size}",
                 resp.content_length().unwrap_or(0)
-            )));
+            ))));
         }
         let mut hasher = Sha256::new();
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES.min(size as usize) + (64 << 10));
@@ -139,18 +153,18 @@ impl Client {
             let piece = tokio::time::timeout(self.policy.request_timeout, resp.chunk())
                 .await
                 .map_err(|_| {
-                    Failure::Unreachable(format!(
+                    Source(Failure::Unreachable(format!(
                         "blob {digest}: the source sent nothing for {}s",
                         self.policy.request_timeout.as_secs()
-                    ))
+                    )))
                 })?
-                .map_err(|e| Failure::Unreachable(error_chain(&e.without_url())))?;
+                .map_err(|e| Source(Failure::Unreachable(error_chain(&e.without_url()))))?;
             let Some(piece) = piece else { break };
             got += piece.len() as u64;
             if got > size {
-                return Err(Failure::Protocol(format!(
+                return Err(Source(Failure::Protocol(format!(
                     "blob {digest} is larger on the source than the {size} bytes its manifest says"
-                )));
+                ))));
             }
             hasher.update(&piece);
             buf.extend_from_slice(&piece);
@@ -158,14 +172,17 @@ impl Client {
             if buf.len() >= CHUNK_BYTES {
                 let chunk = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES));
                 let len = chunk.len() as u64;
-                *location = self.patch_chunk(target, location, offset, chunk).await?;
+                *location = self
+                    .patch_chunk(target, location, offset, chunk)
+                    .await
+                    .map_err(Target)?;
                 offset += len;
             }
         }
         if got != size {
-            return Err(Failure::Protocol(format!(
+            return Err(Source(Failure::Protocol(format!(
                 "blob {digest} ended after {got} of the {size} bytes its manifest says"
-            )));
+            ))));
         }
         let hash = hasher.finalize();
         let mut hex = String::with_capacity(64);
@@ -173,11 +190,13 @@ impl Client {
             hex.push_str(&format!("{b:02x}"));
         }
         if hex != want {
-            return Err(Failure::Protocol(format!(
+            return Err(Source(Failure::Protocol(format!(
                 "blob {digest} from the source hashes to sha256:{hex}; not copied"
-            )));
+            ))));
         }
-        self.finish_upload(target, location, digest, buf).await?;
+        self.finish_upload(target, location, digest, buf)
+            .await
+            .map_err(Target)?;
         Ok(got)
     }
 
