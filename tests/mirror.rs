@@ -544,3 +544,42 @@ fn a_target_without_the_repository_fails_with_its_name_and_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn push_requests_get_their_own_push_scoped_token_once() {
+    use cru::registry::auth::DockerConfig;
+    use cru::registry::client::{Access, Client};
+    use cru::registry::config::Endpoint;
+    use cru::registry::RetryPolicy;
+    let fake = support::fake::FakeRegistry::start();
+    let client = Client::new(DockerConfig::default(), RetryPolicy::default(), 4).unwrap();
+    let ep = Endpoint {
+        scheme: "http",
+        host: fake.host(),
+        repository: "team/app".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for access in [Access::Pull, Access::Push, Access::Push, Access::Pull] {
+            let head = client.head_manifest(&ep, access, "1").await.unwrap();
+            assert!(head.is_some_and(|h| h.digest.is_some()));
+        }
+    });
+    let tokens: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("/token?"))
+        .collect();
+    assert_eq!(tokens.len(), 2, "{tokens:#?}");
+    assert!(
+        tokens[0].contains("scope=repository%3Ateam%2Fapp%3Apull&"),
+        "{tokens:#?}"
+    );
+    assert!(
+        tokens[1].contains("scope=repository%3Ateam%2Fapp%3Apull%2Cpush"),
+        "{tokens:#?}"
+    );
+}

@@ -257,6 +257,28 @@ mod tests {
     }
 
     #[test]
+    fn push_endpoints_are_never_a_mirror_or_location_but_keep_insecure() {
+        let c = conf(
+            r#"
+            [[registry]]
+            prefix = "reg.example.com/m"
+            location = "elsewhere.example.com/m"
+            insecure = true
+            [[registry.mirror]]
+            location = "mirror.example.com/m"
+            "#,
+        );
+        assert_eq!(
+            c.push_endpoint("reg.example.com", "m/library/python"),
+            ep("http", "reg.example.com", "m/library/python")
+        );
+        assert_eq!(
+            c.push_endpoint("other.example.com", "x"),
+            ep("https", "other.example.com", "x")
+        );
+    }
+
+    #[test]
     fn no_settings_means_the_registry_itself() {
         let c = RegistriesConf::default();
         assert_eq!(

@@ -171,6 +171,7 @@ fn answer(
             .replace("%2F", "/");
         let repo = scope
             .trim_start_matches("repository:")
+            .trim_end_matches(":pull%2Cpush")
             .trim_end_matches(":pull");
         return (200, vec![], format!(r#"{{"token":"tok-{repo}"}}"#));
     }
