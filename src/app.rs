@@ -537,12 +537,7 @@ fn run_mirror(args: MirrorArgs, out: &mut dyn Write) -> Result<Status, Error> {
             Err(e) => tracing::error!("{e}"),
         }
     }
-    let prefix = match mode {
-        Mode::DryRun => "dry run, nothing written: ",
-        Mode::Check => "check, nothing written: ",
-        Mode::Copy => "",
-    };
-    writeln!(out, "{prefix}{}", run.summary)?;
+    writeln!(out, "{}", run.summary.line(mode))?;
     Ok(if run.summary.images_failed > 0 {
         Status::Failure
     } else if mode == Mode::Check && missing {

@@ -368,6 +368,29 @@ impl fmt::Display for Summary {
     }
 }
 
+impl Summary {
+    /// The summary line for a run in `mode`: counts of what was done, or would be.
+    pub fn line(&self, mode: Mode) -> String {
+        match mode {
+            Mode::Copy => self.to_string(),
+            Mode::DryRun => format!(
+                "dry run, nothing written: images: {} to copy, {} present, {} failed; blobs: {} \
+                 to upload, {} present; {} to upload",
+                self.images_copied,
+                self.images_skipped,
+                self.images_failed,
+                self.blobs_uploaded,
+                self.blobs_skipped,
+                human_bytes(self.bytes)
+            ),
+            Mode::Check => format!(
+                "check, nothing written: images: {} missing, {} present, {} failed",
+                self.images_copied, self.images_skipped, self.images_failed
+            ),
+        }
+    }
+}
+
 /// `1.5 MiB`, `300 B`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

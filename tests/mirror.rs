@@ -206,13 +206,15 @@ fn dry_run_and_check_write_nothing_and_check_fails_on_missing_images() {
     let text = stdout(&out);
     assert!(text.contains(&format!("would copy {image} -> ")), "{text}");
     assert!(
-        text.contains("dry run, nothing written: images: 1 copied")
-            && text.contains("blobs: 2 uploaded"),
+        text.contains(
+            "dry run, nothing written: images: 1 to copy, 0 present, 0 failed; blobs: 2 to upload"
+        ),
         "{text}"
     );
     let out = s.run(&["--to", &to, "--check", "--image-reference", &image]);
     assert_exit(&out, 1);
     assert!(stdout(&out).contains(&format!("missing {image} -> ")));
+    assert!(stdout(&out).contains("check, nothing written: images: 1 missing, 0 present"));
     assert!(
         writes(&target_proxy.requests()).is_empty(),
         "{:#?}",
