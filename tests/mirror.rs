@@ -585,3 +585,56 @@ fn push_requests_get_their_own_push_scoped_token_once() {
         "{tokens:#?}"
     );
 }
+
+#[test]
+fn a_run_killed_mid_copy_leaves_no_tag_and_the_next_run_completes_it() {
+    let s = Setup::new();
+    // Slow enough that the kill lands between the first manifest push and the tag.
+    let target_proxy = Proxy::start(&s.target.url(), &["--delay-ms", "300"]);
+    s.credentials(&[s.source.host(), target_proxy.host()]);
+    let layer: Vec<u8> = (0..12u32 << 20).map(|i| (i % 239) as u8).collect();
+    let index = s.source.push_big_index("k/app", "kill", &layer, &["1"]);
+    let args = [
+        "--to".to_owned(),
+        format!("{}/m", target_proxy.host()),
+        "--image-reference".to_owned(),
+        format!("{}/k/app:1", s.source.host()),
+        "--registries-conf".to_owned(),
+        s.dir.path().join("registries.conf").display().to_string(),
+    ];
+    let mut child = s
+        .dir
+        .cru(&["mirror"])
+        .args(&args)
+        .env("DOCKER_CONFIG", s.dir.path().join("docker"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let manifest_put = |l: &Logged| l.method == "PUT" && l.path.contains("/manifests/sha256:");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !target_proxy.requests().iter().any(manifest_put) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cru finished before it could be killed"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no manifest was pushed"
+        );
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !s.target.has_manifest("m/k/app", "1"),
+        "a tag points at an image cru was killed while copying"
+    );
+    assert!(!s.target.has_manifest("m/k/app", &index));
+
+    let out = s.run(&args[..4].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_exit(&out, 0);
+    assert_eq!(s.target.skopeo_digest("m/k/app:1"), index);
+    let out_dir = tempfile::tempdir().unwrap();
+    s.target
+        .skopeo_copy_out("m/k/app:1", &out_dir.path().join("app"));
+}

@@ -390,6 +390,36 @@ impl Pusher {
         (d, images)
     }
 
+    /// A linux/amd64 + linux/arm64 OCI index under each tag whose images each have one large
+    /// layer: `layer` followed by the architecture's name. Returns the index digest.
+    pub fn push_big_index(&self, repo: &str, seed: &str, layer: &[u8], tags: &[&str]) -> String {
+        let mut entries = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let mut own = layer.to_vec();
+            own.extend_from_slice(arch.as_bytes());
+            let config = format!(
+                r#"{{"architecture":"{arch}","os":"linux","config":{{"Labels":{{"seed":"{seed}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+            );
+            let config_digest = self.push_blob(repo, config.as_bytes());
+            let layer_digest = self.push_blob(repo, &own);
+            let m = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{}}}]}}"#,
+                config.len(),
+                own.len()
+            );
+            let d = self.push_manifest(repo, &sha256(m.as_bytes()), OCI_MANIFEST, m.as_bytes());
+            entries.push(format!(
+                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+                m.len()
+            ));
+        }
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+            entries.join(",")
+        );
+        self.tag_all(repo, OCI_INDEX, index.as_bytes(), tags)
+    }
+
     /// Copies an image out of the registry with skopeo (every platform) into `dest`
     /// (an OCI layout), as an independent reader; panics with skopeo's message if it fails.
     pub fn skopeo_copy_out(&self, repo_ref: &str, dest: &Path) {
