@@ -440,11 +440,13 @@ pub fn copy(plan: &MirrorPlan, options: MirrorOptions) -> Result<Run, SetupError
         planned_blobs: Mutex::default(),
         transfer_permits: Semaphore::new(MAX_TRANSFERS.min(options.jobs.max(1))),
         counts: Counts::default(),
+        progress: crate::progress::Bytes::start(),
     });
     let images = runtime.block_on(join_all(plan.images.iter().cloned().map(|image| {
         let engine = engine.clone();
         async move { engine.image(&image).await }
     })));
+    drop(runtime);
     let mut summary = engine.counts.summary();
     for image in &images {
         match image {
@@ -601,6 +603,7 @@ struct Engine {
     planned_blobs: Mutex<BTreeSet<String>>,
     transfer_permits: Semaphore,
     counts: Counts,
+    progress: crate::progress::Bytes,
 }
 
 /// The source side of one image: the endpoint that answered and the name for messages.
@@ -1110,9 +1113,12 @@ impl Engine {
             .acquire()
             .await
             .expect("semaphore is never closed");
+        self.progress.add_total(blob.size);
         let n = self
             .client
-            .copy_blob(&source.ep, target, &blob.digest, blob.size, &|_| {})
+            .copy_blob(&source.ep, target, &blob.digest, blob.size, &|n| {
+                self.progress.advance(n)
+            })
             .await
             .map_err(|f| {
                 let what = format!("copying blob {} of {}", blob.digest, source.name);

@@ -638,3 +638,25 @@ fn a_run_killed_mid_copy_leaves_no_tag_and_the_next_run_completes_it() {
     s.target
         .skopeo_copy_out("m/k/app:1", &out_dir.path().join("app"));
 }
+
+#[test]
+fn on_a_terminal_a_bar_counts_the_bytes_uploaded() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    let layer: Vec<u8> = (0..20u32 << 20).map(|i| (i % 233) as u8).collect();
+    s.source.push_layers("t/app", "tty", &[&layer], &["1"]);
+    let mut like = s.dir.cru(&[]);
+    like.env("DOCKER_CONFIG", s.dir.path().join("docker"))
+        .env("CRU_REGISTRIES_CONF", s.dir.path().join("registries.conf"));
+    let shown = util::on_a_terminal(
+        &like,
+        &format!(
+            "mirror --to {}/m --image-reference {}/t/app:1",
+            s.target.host(),
+            s.source.host()
+        ),
+        Some("1"),
+    );
+    assert!(shown.contains("mirror ["), "{shown}");
+    assert!(shown.contains("images: 1 copied"), "{shown}");
+}
