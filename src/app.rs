@@ -518,6 +518,7 @@ fn run_mirror(args: MirrorArgs, out: &mut dyn Write) -> Result<Status, Error> {
         mode,
         jobs: usize::from(args.jobs),
         min_ratelimit: args.min_ratelimit,
+        referrers: args.referrers,
         ..mirror::MirrorOptions::default()
     };
     let run = mirror::copy(&plan, options)?;

@@ -310,6 +310,11 @@ pub struct MirrorArgs {
     #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
     pub platforms: Vec<Platform>,
 
+    /// Also copy each image's referrers: OCI 1.1 referrers (the referrers API, else the
+    /// `sha256-<hex>` tag) and cosign's `.sig`, `.att`, `.sbom` tags.
+    #[arg(long)]
+    pub referrers: bool,
+
     /// Say what would be copied (images, blobs, bytes); write nothing.
     #[arg(long)]
     pub dry_run: bool,

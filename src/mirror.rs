@@ -217,6 +217,8 @@ pub struct MirrorOptions {
     pub jobs: usize,
     /// Stop when a source says fewer pulls than this are left.
     pub min_ratelimit: u64,
+    /// Copy the images' referrers too (signatures, attestations, SBOMs).
+    pub referrers: bool,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
 }
@@ -230,6 +232,7 @@ impl Default for MirrorOptions {
             mode: Mode::Copy,
             jobs: crate::registry::DEFAULT_JOBS,
             min_ratelimit: DEFAULT_MIN_RATELIMIT,
+            referrers: false,
             retry: RetryPolicy::default(),
         }
     }
@@ -433,6 +436,7 @@ pub fn copy(plan: &MirrorPlan, options: MirrorOptions) -> Result<Run, SetupError
         platforms: options.platforms,
         mode: options.mode,
         min_ratelimit: options.min_ratelimit,
+        referrers: options.referrers,
         ratelimits: Mutex::default(),
         blobs: Mutex::default(),
         transfers: Mutex::default(),
@@ -591,6 +595,7 @@ struct Engine {
     platforms: Vec<Platform>,
     mode: Mode,
     min_ratelimit: u64,
+    referrers: bool,
     /// The last pull limit each source host reported.
     ratelimits: Mutex<HashMap<String, RateLimit>>,
     /// One check-and-copy per (target repository, blob).
@@ -685,6 +690,13 @@ impl Engine {
                 Some(tag) => self.tag(&target, &target_name, tag, &digest, None).await?,
                 None => true,
             };
+            if self.referrers && self.mode == Mode::Copy {
+                let source = match source {
+                    Some(s) => s,
+                    None => self.source_holding(&image.source, &digest).await?,
+                };
+                self.copy_referrers(&source, &target, &digest).await?;
+            }
             let outcome = if tagged || self.mode == Mode::Copy {
                 Outcome::Present
             } else {
@@ -700,11 +712,14 @@ impl Engine {
             None => self.source_holding(&image.source, &digest).await?,
         };
         let manifest = self
-            .copy_manifest(source, target.clone(), digest.clone(), true)
+            .copy_manifest(source.clone(), target.clone(), digest.clone(), true)
             .await?;
         if let Some(tag) = tag {
             self.tag(&target, &target_name, tag, &digest, manifest.as_ref())
                 .await?;
+        }
+        if self.referrers && self.mode == Mode::Copy {
+            self.copy_referrers(&source, &target, &digest).await?;
         }
         Ok(report(
             &digest,
@@ -948,6 +963,58 @@ impl Engine {
             }),
             Err(f) => Err(registry_error(format!("tagging {name}"), target, f)),
         }
+    }
+
+    /// `--referrers`: the manifests that refer to `digest` (OCI 1.1 `subject`), from the
+    /// referrers API or else the `sha256-<hex>` tag fallback, and cosign's
+    /// `sha256-<hex>.sig`, `.att` and `.sbom` tags; copied with their tags.
+    async fn copy_referrers(
+        self: &Arc<Self>,
+        source: &Source,
+        target: &Endpoint,
+        digest: &str,
+    ) -> Result<(), MirrorError> {
+        let target_name = format!("{}/{}", self.to.registry, target.repository);
+        let listed = self
+            .client
+            .referrers(&source.ep, digest)
+            .await
+            .map_err(|f| {
+                registry_error(
+                    format!("listing referrers of {}", source.name),
+                    &source.ep,
+                    f,
+                )
+            })?;
+        if let Some(index) = listed {
+            if let Ok(Contents::Index(children)) = contents(&index.bytes) {
+                let copies = children
+                    .into_iter()
+                    .map(|c| self.copy_manifest(source.clone(), target.clone(), c.digest, false));
+                first_error(join_all(copies).await)?;
+            }
+        }
+        let hex = digest.replacen(':', "-", 1);
+        for suffix in ["", ".sig", ".att", ".sbom"] {
+            let tag = format!("{hex}{suffix}");
+            let head = self
+                .client
+                .head_manifest(&source.ep, Access::Pull, &tag)
+                .await
+                .map_err(|f| {
+                    registry_error(format!("reading {}:{tag}", source.name), &source.ep, f)
+                })?;
+            let Some(head) = head else { continue };
+            let d = match head.digest {
+                Some(d) => d,
+                None => self.source_manifest(source, &tag).await?.digest(),
+            };
+            let m = self
+                .copy_manifest(source.clone(), target.clone(), d.clone(), false)
+                .await?;
+            self.tag(target, &target_name, &tag, &d, m.as_ref()).await?;
+        }
+        Ok(())
     }
 
     fn name_unknown(&self, target: &Endpoint) -> MirrorError {

@@ -660,3 +660,60 @@ fn on_a_terminal_a_bar_counts_the_bytes_uploaded() {
     assert!(shown.contains("mirror ["), "{shown}");
     assert!(shown.contains("images: 1 copied"), "{shown}");
 }
+
+#[test]
+fn referrers_come_along_with_their_tags_when_asked() {
+    use support::registry::{sha256, OCI_INDEX, OCI_MANIFEST};
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    let image = s.source.push_oci("r/app", "signed", &["1"]);
+    let src = &s.source;
+    let empty = src.push_blob("r/app", b"{}");
+    // A cosign-style signature under `sha256-<hex>.sig`.
+    let payload = format!(r#"{{"critical":{{"image":{{"docker-manifest-digest":"{image}"}}}}}}"#);
+    let payload_digest = src.push_blob("r/app", payload.as_bytes());
+    let sig = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{payload_digest}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"MEUC"}}}}]}}"#,
+        payload.len()
+    );
+    let sig_tag = format!("{}.sig", image.replacen(':', "-", 1));
+    let sig_digest = src.push_manifest("r/app", &sig_tag, OCI_MANIFEST, sig.as_bytes());
+    // An OCI 1.1 referrer, listed in the `sha256-<hex>` fallback index.
+    let sbom = br#"{"spdxVersion":"SPDX-2.3"}"#;
+    let sbom_digest = src.push_blob("r/app", sbom);
+    let referrer = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/spdx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/spdx+json","digest":"{sbom_digest}","size":{}}}],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{image}","size":1}}}}"#,
+        sbom.len()
+    );
+    let referrer_digest = src.push_manifest(
+        "r/app",
+        &sha256(referrer.as_bytes()),
+        OCI_MANIFEST,
+        referrer.as_bytes(),
+    );
+    let fallback = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{referrer_digest}","size":{},"artifactType":"application/spdx+json"}}]}}"#,
+        referrer.len()
+    );
+    let fallback_tag = image.replacen(':', "-", 1);
+    let fallback_digest = src.push_manifest("r/app", &fallback_tag, OCI_INDEX, fallback.as_bytes());
+    let to = format!("{}/m", s.target.host());
+    let image_ref = format!("{}/r/app:1", s.source.host());
+
+    assert_exit(&s.run(&["--to", &to, "--image-reference", &image_ref]), 0);
+    assert!(!s.target.has_manifest("m/r/app", &sig_tag));
+
+    // Asked for, on an image the target has already: only the referrers are copied.
+    let out = s.run(&["--to", &to, "--referrers", "--image-reference", &image_ref]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        s.target.skopeo_digest(&format!("m/r/app:{sig_tag}")),
+        sig_digest
+    );
+    assert_eq!(
+        s.target.skopeo_digest(&format!("m/r/app:{fallback_tag}")),
+        fallback_digest
+    );
+    assert!(s.target.has_manifest("m/r/app", &referrer_digest));
+    assert_eq!(s.target.skopeo_digest("m/r/app:1"), image);
+}

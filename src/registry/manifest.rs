@@ -129,6 +129,38 @@ impl Client {
         Ok(manifest)
     }
 
+    /// The OCI referrers index of `digest` (`GET /v2/<name>/referrers/<digest>`), or `None`
+    /// when the registry has no referrers API (404, or another answer than an index).
+    pub async fn referrers(
+        &self,
+        ep: &Endpoint,
+        digest: &str,
+    ) -> Result<Option<Manifest>, Failure> {
+        let deadline = Deadline::new(self.policy.lookup_deadline);
+        let url = format!("{}/v2/{}/referrers/{digest}", ep.base_url(), ep.repository);
+        let resp = self
+            .authed(ep, Access::Pull, &deadline, || {
+                self.http
+                    .get(&url)
+                    .header(ACCEPT, "application/vnd.oci.image.index.v1+json")
+            })
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND || resp.status() == StatusCode::BAD_REQUEST {
+            return Ok(None);
+        }
+        check_status(resp.status())?;
+        let media_type = content_type(resp.headers());
+        if media_type != "application/vnd.oci.image.index.v1+json" {
+            return Ok(None);
+        }
+        let bytes = read_body(resp, MAX_MANIFEST_BYTES, "the referrers index", &deadline).await?;
+        Ok(Some(Manifest {
+            bytes,
+            media_type,
+            ratelimit: None,
+        }))
+    }
+
     /// Pushes a manifest's exact bytes under a digest or tag; 201 (and 202) are success.
     /// A digest the registry names in its answer must be the bytes' own.
     pub async fn put_manifest(
