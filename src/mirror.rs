@@ -653,6 +653,14 @@ impl Engine {
         self.conf.push_endpoint(&self.to.registry, repository)
     }
 
+    /// The scope of the target's reads: a check or dry run needs no push rights.
+    fn target_access(&self) -> Access {
+        match self.mode {
+            Mode::Copy => Access::Push,
+            Mode::DryRun | Mode::Check => Access::Pull,
+        }
+    }
+
     /// Mirrors one planned image.
     async fn image(self: &Arc<Self>, image: &Planned) -> Result<ImageReport, MirrorError> {
         let target = self.target_ep(&image.target_repository);
@@ -909,7 +917,7 @@ impl Engine {
         digest: &str,
     ) -> Result<bool, MirrorError> {
         self.client
-            .head_manifest(target, Access::Push, digest)
+            .head_manifest(target, self.target_access(), digest)
             .await
             .map(|h| h.is_some())
             .map_err(|f| registry_error(format!("looking up {name}@{digest}"), target, f))
@@ -929,7 +937,7 @@ impl Engine {
         let name = format!("{target_name}:{tag}");
         let now = self
             .client
-            .head_manifest(target, Access::Push, tag)
+            .head_manifest(target, self.target_access(), tag)
             .await
             .map_err(|f| registry_error(format!("looking up {name}"), target, f))?;
         let current = now.as_ref().and_then(|h| h.digest.as_deref());
@@ -1126,7 +1134,7 @@ impl Engine {
         let what = || format!("copying blob {} to {target_name}", blob.digest);
         let there = self
             .client
-            .blob_exists(target, &blob.digest)
+            .blob_exists(target, self.target_access(), &blob.digest)
             .await
             .map_err(|f| registry_error(what(), target, f))?;
         if there {

@@ -717,3 +717,86 @@ fn referrers_come_along_with_their_tags_when_asked() {
     assert!(s.target.has_manifest("m/r/app", &referrer_digest));
     assert_eq!(s.target.skopeo_digest("m/r/app:1"), image);
 }
+
+#[test]
+fn a_blob_redirected_to_another_host_is_fetched_without_the_source_credentials() {
+    use support::fake::{Hostile, Reply};
+    let target = Registry::start();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = b"layer bytes from a blob store".to_vec();
+    let (config_digest, layer_digest) = (
+        support::registry::sha256(&config),
+        support::registry::sha256(&layer),
+    );
+    let manifest = small_manifest(&config, &layer_digest, layer.len());
+    let manifest_digest = support::registry::sha256(manifest.as_bytes());
+    let blobs = vec![(config_digest, config), (layer_digest, layer)];
+    let store = Hostile::start_on("127.0.0.2", move |seen, _| {
+        for (d, bytes) in &blobs {
+            if seen.target == format!("/store/{d}") {
+                return Reply::Answer(200, vec![], bytes.clone());
+            }
+        }
+        Reply::Answer(404, vec![], vec![])
+    });
+    let store_host = store.host();
+    let source = Hostile::start(move |seen, _| {
+        if !seen.headers.contains_key("authorization") {
+            let challenge = (
+                "WWW-Authenticate".to_owned(),
+                r#"Basic realm="x""#.to_owned(),
+            );
+            return Reply::Answer(401, vec![challenge], vec![]);
+        }
+        let path = seen.target.as_str();
+        if path == "/v2/" {
+            return Reply::json("{}");
+        }
+        if path.ends_with("/manifests/1")
+            || path.ends_with(&format!("/manifests/{manifest_digest}"))
+        {
+            let headers = vec![
+                (
+                    "Content-Type".to_owned(),
+                    support::registry::OCI_MANIFEST.to_owned(),
+                ),
+                ("Docker-Content-Digest".to_owned(), manifest_digest.clone()),
+            ];
+            return Reply::Answer(200, headers, manifest.clone().into_bytes());
+        }
+        if let Some(d) = path.strip_prefix("/v2/lie/app/blobs/") {
+            let to = format!("http://{store_host}/store/{d}");
+            return Reply::Answer(307, vec![("Location".to_owned(), to)], vec![]);
+        }
+        Reply::Answer(404, vec![], vec![])
+    });
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    dir.write(
+        "docker/config.json",
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+            source.host()
+        ),
+    );
+    let out = dir
+        .cru(&["mirror", "--to", &format!("{}/m", target.host())])
+        .arg("--image-reference")
+        .arg(format!("{}/lie/app:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .env("DOCKER_CONFIG", dir.path().join("docker"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let fetched = store.seen();
+    assert_eq!(fetched.len(), 2, "{fetched:#?}");
+    assert!(
+        fetched
+            .iter()
+            .all(|s| !s.headers.contains_key("authorization")),
+        "the source's credentials went to the blob store: {fetched:#?}"
+    );
+    assert!(target.has_manifest("m/lie/app", "1"));
+}

@@ -46,12 +46,17 @@ fn blob_url(ep: &Endpoint, digest: &str) -> String {
 }
 
 impl Client {
-    /// Whether the target repository has the blob (`HEAD`, push-scoped).
-    pub async fn blob_exists(&self, ep: &Endpoint, digest: &str) -> Result<bool, Failure> {
+    /// Whether the repository has the blob (`HEAD`, with the token for `access`).
+    pub async fn blob_exists(
+        &self,
+        ep: &Endpoint,
+        access: Access,
+        digest: &str,
+    ) -> Result<bool, Failure> {
         let deadline = Deadline::new(self.policy.lookup_deadline);
         let url = blob_url(ep, digest);
         let resp = self
-            .authed(ep, Access::Push, &deadline, || self.http.head(&url))
+            .authed(ep, access, &deadline, || self.http.head(&url))
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(false);
