@@ -667,6 +667,9 @@ impl Engine {
         let target_name = image.target_name(&self.to);
         let source_name = image.source.to_string();
         let tag = image.source.tag();
+        // A pinned reference is copied by its digest and leaves the target's tag alone: the
+        // tag follows the source's tag, which may have moved on (and another file may use it).
+        let set_tag = tag.filter(|_| image.source.digest().is_none());
         let (digest, source) = match image.source.digest() {
             // A pinned reference: the target may have it without asking the source.
             Some(d) => (d.to_owned(), None),
@@ -694,7 +697,7 @@ impl Engine {
         }
         let present = self.target_has(&target, &target_name, &digest).await?;
         if present {
-            let tagged = match tag {
+            let tagged = match set_tag {
                 Some(tag) => self.tag(&target, &target_name, tag, &digest, None).await?,
                 None => true,
             };
@@ -722,7 +725,7 @@ impl Engine {
         let manifest = self
             .copy_manifest(source.clone(), target.clone(), digest.clone(), true)
             .await?;
-        if let Some(tag) = tag {
+        if let Some(tag) = set_tag {
             self.tag(&target, &target_name, tag, &digest, manifest.as_ref())
                 .await?;
         }
@@ -805,7 +808,11 @@ impl Engine {
         }
         let shown = chosen[0].clone();
         if chosen.len() == 1 {
-            if let Some(tag) = image.source.tag() {
+            if let Some(tag) = image
+                .source
+                .tag()
+                .filter(|_| image.source.digest().is_none())
+            {
                 let tagged = self
                     .tag(target, &target_name, tag, &shown, pushed[0].as_ref())
                     .await?;

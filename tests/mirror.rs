@@ -800,3 +800,43 @@ fn a_blob_redirected_to_another_host_is_fetched_without_the_source_credentials()
     );
     assert!(target.has_manifest("m/lie/app", "1"));
 }
+
+#[test]
+fn a_pinned_reference_is_copied_by_digest_and_leaves_the_targets_tag_alone() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    let old = s.source.push_oci("pin/app", "old", &["1"]);
+    let new = s.source.push_oci("pin/app", "new", &["1"]);
+    let src = s.source.host();
+    let to = format!("{}/m", s.target.host());
+    let out = s.run(&[
+        "--to",
+        &to,
+        "--image-reference",
+        &format!("{src}/pin/app:1"),
+        "--image-reference",
+        &format!("{src}/pin/app:1@{old}"),
+    ]);
+    assert_exit(&out, 0);
+    assert!(s.target.has_manifest("m/pin/app", &old));
+    assert_eq!(s.target.skopeo_digest("m/pin/app:1"), new);
+    assert!(
+        stdout(&out).contains(&format!(
+            "copied {src}/pin/app:1@{old} -> {to}/pin/app:1@{old}"
+        )),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn an_unusable_destination_is_a_usage_error() {
+    let dir = Dir::new();
+    let out = dir.run(&["mirror", "--to", "mirror", "--image-reference", "nginx:1"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("invalid --to \"mirror\": expected REGISTRY[/PREFIX]"),
+        "{}",
+        stderr(&out)
+    );
+}
