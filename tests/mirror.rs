@@ -840,3 +840,155 @@ fn an_unusable_destination_is_a_usage_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_tag_the_target_keeps_immutable_is_an_error_not_an_overwrite() {
+    use support::fake::{Hostile, Reply};
+    let source = Registry::start();
+    let digest = source.push_oci("team/app", "immutable", &["1"]);
+    let manifest = {
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/team/app:1", source.host()))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let other = format!("sha256:{}", "e".repeat(64));
+    let (want, body) = (digest.clone(), manifest.clone());
+    // A target that has the image, and keeps its tag `1` on another digest.
+    let target = Hostile::start(move |seen, _| {
+        let path = seen.target.split('?').next().unwrap_or("");
+        let manifest_headers = |d: &str| {
+            vec![
+                (
+                    "Content-Type".to_owned(),
+                    support::registry::OCI_MANIFEST.to_owned(),
+                ),
+                ("Docker-Content-Digest".to_owned(), d.to_owned()),
+            ]
+        };
+        match (seen.method.as_str(), path) {
+            ("GET", "/v2/") => Reply::json("{}"),
+            ("HEAD", "/v2/m/team/app/manifests/1") => {
+                Reply::Answer(200, manifest_headers(&other), vec![])
+            }
+            ("HEAD" | "GET", p) if p == format!("/v2/m/team/app/manifests/{want}") => {
+                Reply::Answer(200, manifest_headers(&want), body.clone())
+            }
+            ("PUT", "/v2/m/team/app/manifests/1") => Reply::Answer(
+                400,
+                vec![("Content-Type".into(), "application/json".into())],
+                br#"{"errors":[{"code":"TAG_INVALID","message":"the tag 1 is immutable"}]}"#
+                    .to_vec(),
+            ),
+            _ => Reply::Answer(404, vec![], vec![]),
+        }
+    });
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let out = dir
+        .cru(&["mirror", "--to", &format!("{}/m", target.host())])
+        .arg("--image-reference")
+        .arg(format!("{}/team/app:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}/m/team/app:1: the target refused to point the tag at {digest}",
+            target.host()
+        )) && err.contains("TAG_INVALID: the tag 1 is immutable")
+            && err.contains("cru does not overwrite"),
+        "{err}"
+    );
+    let puts: Vec<_> = target
+        .seen()
+        .into_iter()
+        .filter(|s| s.method != "GET" && s.method != "HEAD")
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+}
+
+#[test]
+fn referrers_listed_by_the_referrers_api_are_copied() {
+    use support::fake::{Hostile, Reply};
+    let target = Registry::start();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = b"image layer".to_vec();
+    let image = small_manifest(&config, &support::registry::sha256(&layer), layer.len());
+    let image_digest = support::registry::sha256(image.as_bytes());
+    let sbom = br#"{"spdxVersion":"SPDX-2.3"}"#.to_vec();
+    let referrer = small_manifest(&config, &support::registry::sha256(&sbom), sbom.len());
+    let referrer_digest = support::registry::sha256(referrer.as_bytes());
+    let listing = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{referrer_digest}","size":{},"artifactType":"application/spdx+json"}}]}}"#,
+        support::registry::OCI_INDEX,
+        support::registry::OCI_MANIFEST,
+        referrer.len()
+    );
+    let manifests = vec![
+        (image_digest.clone(), image.clone()),
+        (referrer_digest.clone(), referrer),
+    ];
+    let blobs = vec![
+        (support::registry::sha256(&config), config),
+        (support::registry::sha256(&layer), layer),
+        (support::registry::sha256(&sbom), sbom),
+    ];
+    let referrers_path = format!("/v2/lie/app/referrers/{image_digest}");
+    let source = Hostile::start(move |seen, _| {
+        let path = seen.target.split('?').next().unwrap_or("");
+        if path == "/v2/" {
+            return Reply::json("{}");
+        }
+        if path == referrers_path {
+            let ct = (
+                "Content-Type".to_owned(),
+                support::registry::OCI_INDEX.to_owned(),
+            );
+            return Reply::Answer(200, vec![ct], listing.clone().into_bytes());
+        }
+        for (d, body) in &manifests {
+            let by_tag = path == "/v2/lie/app/manifests/1" && *d == manifests[0].0;
+            if by_tag || path == format!("/v2/lie/app/manifests/{d}") {
+                let headers = vec![
+                    (
+                        "Content-Type".to_owned(),
+                        support::registry::OCI_MANIFEST.to_owned(),
+                    ),
+                    ("Docker-Content-Digest".to_owned(), d.clone()),
+                ];
+                return Reply::Answer(200, headers, body.clone().into_bytes());
+            }
+        }
+        for (d, bytes) in &blobs {
+            if path == format!("/v2/lie/app/blobs/{d}") {
+                return Reply::Answer(200, vec![], bytes.clone());
+            }
+        }
+        Reply::Answer(404, vec![], vec![])
+    });
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let out = dir
+        .cru(&[
+            "mirror",
+            "--referrers",
+            "--to",
+            &format!("{}/m", target.host()),
+        ])
+        .arg("--image-reference")
+        .arg(format!("{}/lie/app:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(target.has_manifest("m/lie/app", &referrer_digest));
+    assert_eq!(target.skopeo_digest("m/lie/app:1"), image_digest);
+}
