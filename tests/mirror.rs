@@ -992,3 +992,36 @@ fn referrers_listed_by_the_referrers_api_are_copied() {
     assert!(target.has_manifest("m/lie/app", &referrer_digest));
     assert_eq!(target.skopeo_digest("m/lie/app:1"), image_digest);
 }
+
+#[test]
+fn a_mount_asks_for_one_token_that_can_push_here_and_pull_from_there() {
+    use cru::registry::auth::DockerConfig;
+    use cru::registry::client::Client;
+    use cru::registry::config::Endpoint;
+    use cru::registry::RetryPolicy;
+    let fake = support::fake::FakeRegistry::start();
+    let client = Client::new(DockerConfig::default(), RetryPolicy::default(), 4).unwrap();
+    let ep = Endpoint {
+        scheme: "http",
+        host: fake.host(),
+        repository: "m/b".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    // The fake has no blob API; what matters is the token the mount was sent with.
+    let _ = runtime.block_on(client.mount_blob(&ep, &digest, "m/a"));
+    let tokens: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("/token?"))
+        .collect();
+    assert_eq!(tokens.len(), 1, "{tokens:#?}");
+    assert!(
+        tokens[0].contains("scope=repository%3Am%2Fb%3Apull%2Cpush")
+            && tokens[0].contains("scope=repository%3Am%2Fa%3Apull"),
+        "{tokens:#?}"
+    );
+}

@@ -77,7 +77,7 @@ impl Client {
         let url = format!("{}/v2/{}/blobs/uploads/", ep.base_url(), ep.repository);
         let query = [("mount", digest), ("from", from)];
         let resp = self
-            .authed(ep, Access::Push, &deadline, || {
+            .authed_with(ep, Access::Push, Some(from), &deadline, || {
                 self.http.post(&url).query(&query)
             })
             .await?;

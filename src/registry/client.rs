@@ -195,8 +195,9 @@ pub struct Client {
     pub(super) policy: RetryPolicy,
     permits: Semaphore,
     registries: SingleFlight<String, Arc<RegistryState>>,
-    /// Tokens per (registry, repository, scope): a pull token never serves a push.
-    tokens: SingleFlight<(String, String, Access), Option<Secret>>,
+    /// Tokens per (registry, repository, scope, repository also pulled from): a pull token
+    /// never serves a push.
+    tokens: SingleFlight<(String, String, Access, Option<String>), Option<Secret>>,
     digests: SingleFlight<(Endpoint, String, Option<Platform>), String>,
     tag_lists: SingleFlight<Endpoint, Arc<Vec<String>>>,
 }
@@ -401,7 +402,20 @@ impl Client {
         deadline: &Deadline,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Failure> {
-        let authorization = self.authorization(ep, access, deadline).await?;
+        self.authed_with(ep, access, None, deadline, build).await
+    }
+
+    /// Like [`Client::authed`], with a token that may also pull from repository `also_pull`
+    /// of the same registry (a cross-repository mount needs both).
+    pub(super) async fn authed_with(
+        &self,
+        ep: &Endpoint,
+        access: Access,
+        also_pull: Option<&str>,
+        deadline: &Deadline,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        let authorization = self.authorization(ep, access, also_pull, deadline).await?;
         self.send(deadline, || match &authorization {
             Some(auth) => build().header(AUTHORIZATION, auth.expose()),
             None => build(),
@@ -414,6 +428,7 @@ impl Client {
         &self,
         ep: &Endpoint,
         access: Access,
+        also_pull: Option<&str>,
         deadline: &Deadline,
     ) -> Result<Option<Secret>, Failure> {
         let state = self.registry(ep, deadline).await?;
@@ -421,12 +436,18 @@ impl Client {
             Challenge::None => Ok(None),
             Challenge::Basic => Ok(state.credential.as_ref().and_then(Credential::basic_header)),
             Challenge::Bearer { realm, service } => {
-                let key = (ep.base_url(), ep.repository.clone(), access);
+                let key = (
+                    ep.base_url(),
+                    ep.repository.clone(),
+                    access,
+                    also_pull.map(str::to_owned),
+                );
                 cell(&self.tokens, key)
                     .get_or_init(|| {
                         self.fetch_token(
                             ep,
                             access,
+                            also_pull,
                             realm,
                             service.as_deref(),
                             state.credential.as_ref(),
@@ -488,12 +509,16 @@ impl Client {
         &self,
         ep: &Endpoint,
         access: Access,
+        also_pull: Option<&str>,
         realm: &str,
         service: Option<&str>,
         credential: Option<&Credential>,
         deadline: &Deadline,
     ) -> Result<Option<Secret>, Failure> {
-        let scope = access.scope(&ep.repository);
+        let mut scopes = vec![access.scope(&ep.repository)];
+        scopes.extend(also_pull.map(|from| Access::Pull.scope(from)));
+        // One `scope` parameter each in a query; space-separated in an OAuth2 form.
+        let scope = scopes.join(" ");
         let token_host = auth::url_host(realm);
         tracing::debug!(
             registry = ep.host,
@@ -540,7 +565,8 @@ impl Client {
                     .map_err(token_failure)?
             }
             _ => {
-                let mut query = vec![("scope", scope.as_str())];
+                let mut query: Vec<(&str, &str)> =
+                    scopes.iter().map(|s| ("scope", s.as_str())).collect();
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
