@@ -444,10 +444,11 @@ impl Client {
                 );
                 cell(&self.tokens, key)
                     .get_or_init(|| {
+                        let mut scopes = vec![access.scope(&ep.repository)];
+                        scopes.extend(also_pull.map(|from| Access::Pull.scope(from)));
                         self.fetch_token(
                             ep,
-                            access,
-                            also_pull,
+                            scopes,
                             realm,
                             service.as_deref(),
                             state.credential.as_ref(),
@@ -508,15 +509,12 @@ impl Client {
     async fn fetch_token(
         &self,
         ep: &Endpoint,
-        access: Access,
-        also_pull: Option<&str>,
+        scopes: Vec<String>,
         realm: &str,
         service: Option<&str>,
         credential: Option<&Credential>,
         deadline: &Deadline,
     ) -> Result<Option<Secret>, Failure> {
-        let mut scopes = vec![access.scope(&ep.repository)];
-        scopes.extend(also_pull.map(|from| Access::Pull.scope(from)));
         // One `scope` parameter each in a query; space-separated in an OAuth2 form.
         let scope = scopes.join(" ");
         let token_host = auth::url_host(realm);
