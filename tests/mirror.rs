@@ -1025,3 +1025,66 @@ fn a_mount_asks_for_one_token_that_can_push_here_and_pull_from_there() {
         "{tokens:#?}"
     );
 }
+
+#[test]
+fn a_blob_whose_source_body_breaks_off_is_started_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use support::fake::{Hostile, Reply};
+    let target = Registry::start();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer: Vec<u8> = (0..300_000u32).map(|i| (i % 199) as u8).collect();
+    let layer_digest = support::registry::sha256(&layer);
+    let manifest = small_manifest(&config, &layer_digest, layer.len());
+    let manifest_digest = support::registry::sha256(manifest.as_bytes());
+    let expected = manifest_digest.clone();
+    let layer_gets = std::sync::Arc::new(AtomicUsize::new(0));
+    let gets = layer_gets.clone();
+    let config_digest = support::registry::sha256(&config);
+    let source = Hostile::start(move |seen, _| {
+        let path = seen.target.as_str();
+        if path == "/v2/" {
+            return Reply::json("{}");
+        }
+        if path.ends_with("/manifests/1")
+            || path.ends_with(&format!("/manifests/{manifest_digest}"))
+        {
+            let headers = vec![
+                (
+                    "Content-Type".to_owned(),
+                    support::registry::OCI_MANIFEST.to_owned(),
+                ),
+                ("Docker-Content-Digest".to_owned(), manifest_digest.clone()),
+            ];
+            return Reply::Answer(200, headers, manifest.clone().into_bytes());
+        }
+        if path == format!("/v2/lie/app/blobs/{config_digest}") {
+            return Reply::Answer(200, vec![], config.clone());
+        }
+        if path == format!("/v2/lie/app/blobs/{layer_digest}") {
+            if gets.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Reply::Truncated(vec![], layer.clone(), 100_000);
+            }
+            return Reply::Answer(200, vec![], layer.clone());
+        }
+        Reply::Answer(404, vec![], vec![])
+    });
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let out = dir
+        .cru(&["mirror", "--to", &format!("{}/m", target.host())])
+        .arg("--image-reference")
+        .arg(format!("{}/lie/app:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("broke off"), "{}", stderr(&out));
+    assert_eq!(layer_gets.load(Ordering::SeqCst), 2);
+    assert!(
+        stdout(&out).contains("blobs: 2 uploaded"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(target.skopeo_digest("m/lie/app:1"), expected);
+}

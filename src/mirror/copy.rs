@@ -22,6 +22,9 @@ use crate::registry::config::{Endpoint, RegistriesConf};
 use crate::registry::manifest::{Manifest, RateLimit};
 use crate::registry::{Platform, SetupError};
 
+/// Times a blob whose source body breaks off is started, at most.
+const BLOB_ATTEMPTS: u32 = 3;
+
 /// Copies (or, by mode, checks) every image of the plan. Every image is tried; failures are
 /// in [`Run::images`].
 pub fn copy(plan: &MirrorPlan, options: MirrorOptions) -> Result<Run, SetupError> {
@@ -702,20 +705,38 @@ impl Engine {
             .await
             .expect("semaphore is never closed");
         self.progress.add_total(blob.size);
-        let n = self
-            .client
-            .copy_blob(&source.ep, target, &blob.digest, blob.size, &|n| {
-                self.progress.advance(n)
-            })
-            .await
-            .map_err(|f| {
-                let what = format!("copying blob {} of {}", blob.digest, source.name);
-                match f {
-                    CopyFailure::Target(Failure::NotFound) => self.name_unknown(target),
-                    CopyFailure::Target(f) => registry_error(what, target, f),
-                    CopyFailure::Source(f) => registry_error(what, &source.ep, f),
+        let mut attempt = 1;
+        let n = loop {
+            let sent = AtomicU64::new(0);
+            let copied = self
+                .client
+                .copy_blob(&source.ep, target, &blob.digest, blob.size, &|n| {
+                    sent.fetch_add(n, Ordering::Relaxed);
+                    self.progress.advance(n)
+                })
+                .await;
+            match copied {
+                Ok(n) => break n,
+                // The source's body broke off or stalled: start the blob again, a few times.
+                Err(CopyFailure::Source(Failure::Unreachable(why))) if attempt < BLOB_ATTEMPTS => {
+                    tracing::warn!(
+                        "{}: blob {} broke off ({why}); starting it again",
+                        source.name,
+                        blob.digest
+                    );
+                    self.progress.add_total(sent.load(Ordering::Relaxed));
+                    attempt += 1;
                 }
-            })?;
+                Err(f) => {
+                    let what = format!("copying blob {} of {}", blob.digest, source.name);
+                    return Err(match f {
+                        CopyFailure::Target(Failure::NotFound) => self.name_unknown(target),
+                        CopyFailure::Target(f) => registry_error(what, target, f),
+                        CopyFailure::Source(f) => registry_error(what, &source.ep, f),
+                    });
+                }
+            }
+        };
         self.counts.uploaded.fetch_add(1, Ordering::Relaxed);
         self.counts.bytes.fetch_add(n, Ordering::Relaxed);
         Ok(())
