@@ -10,8 +10,10 @@
 
 mod answer;
 pub mod auth;
+pub mod blob;
 pub mod client;
 pub mod config;
+pub mod manifest;
 
 use std::fmt;
 use std::path::PathBuf;
