@@ -18,6 +18,7 @@ pub mod files;
 pub mod git;
 pub mod inventory;
 pub mod list;
+pub mod mirror;
 pub mod plan;
 pub mod progress;
 pub mod reference;
