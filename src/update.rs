@@ -60,6 +60,9 @@ pub enum UpdateError {
         /// Why.
         source: std::io::Error,
     },
+    /// Writing the files failed; which were left how is said.
+    #[error(transparent)]
+    Files(#[from] files::WriteError),
     /// The diff could not be printed.
     #[error("writing the diff: {0}")]
     Output(#[source] std::io::Error),
@@ -96,6 +99,8 @@ pub struct UpdateOptions {
     pub rules: Rules,
     /// Print a diff instead of writing.
     pub dry_run: bool,
+    /// Write only files that resolve (through symlinks) inside this folder: a clone's root.
+    pub confine: Option<PathBuf>,
 }
 
 /// Runs an update over `roots`; a dry run prints its diff to `out`.
@@ -130,7 +135,7 @@ pub fn run(
         found,
         ..Summary::default()
     };
-    let mut pending = Vec::new();
+    let mut pending = files::Batch::new(options.confine.as_deref())?;
     for file in &inventory.files {
         let becomes = |r: &Reference| {
             let target = options.rules.target(r)?;
@@ -144,11 +149,11 @@ pub fn run(
             continue;
         }
         let path = display_path(&file.path);
-        let read = files::read_text(&file.path, false).map_err(|source| UpdateError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        let buf = read.unwrap_or_default();
+        let (buf, stamp) =
+            files::read_for_update(&file.path).map_err(|source| UpdateError::Write {
+                path: path.clone(),
+                source,
+            })?;
         let now = scanner.scan(&buf);
         let before: Vec<_> = file.refs.iter().map(|r| &r.occurrence).collect();
         if now.iter().ne(before.iter().copied()) {
@@ -185,22 +190,14 @@ pub fn run(
             out.write_all(&diff).map_err(UpdateError::Output)?;
         } else {
             let new = rewrite::apply(&buf, &edits);
-            let write = files::prepare(&file.path, &new).map_err(|source| UpdateError::Write {
-                path: path.clone(),
-                source,
-            })?;
-            pending.push((path.clone(), write));
+            pending.add(&path, &file.path, stamp, &new)?;
         }
         summary.files.push(path);
         summary.paths.push(file.path.clone());
         summary.changes.extend(changes);
     }
     // Every new content is on disk next to its file; only renames are left.
-    for (path, write) in pending {
-        write
-            .commit()
-            .map_err(|source| UpdateError::Write { path, source })?;
-    }
+    pending.commit()?;
     if options.dry_run {
         out.flush().map_err(UpdateError::Output)?;
     }
@@ -246,6 +243,7 @@ mod tests {
         UpdateOptions {
             rules: Rules::new(Selection::All, true).unwrap(),
             dry_run: false,
+            confine: None,
         }
     }
 
