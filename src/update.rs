@@ -272,6 +272,35 @@ mod tests {
         );
     }
 
+    /// Issue 10 item 4: a PATH folder replaced by a symlink to a host folder made `cru serve`
+    /// and `update --repository` rewrite files there.
+    #[cfg(unix)]
+    #[test]
+    fn a_confined_update_writes_nothing_when_a_file_leads_out_of_the_root() {
+        let host = tempfile::tempdir().unwrap();
+        fs::write(host.path().join("host.yaml"), "image: nginx:1.25\n").unwrap();
+        let clone = tempfile::tempdir().unwrap();
+        fs::write(clone.path().join("a.yaml"), "image: nginx:1.25\n").unwrap();
+        std::os::unix::fs::symlink(host.path(), clone.path().join("deploy")).unwrap();
+        let scanner = Scanner::new(ScanOptions::default());
+        let roots = [clone.path().to_path_buf(), clone.path().join("deploy")];
+        let options = UpdateOptions {
+            confine: Some(clone.path().to_path_buf()),
+            ..options()
+        };
+        let err = run(&roots, &scanner, &options, &Pin, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("host.yaml: leads to"), "{err}");
+        assert_eq!(
+            fs::read_to_string(host.path().join("host.yaml")).unwrap(),
+            "image: nginx:1.25\n"
+        );
+        assert_eq!(
+            fs::read_to_string(clone.path().join("a.yaml")).unwrap(),
+            "image: nginx:1.25\n"
+        );
+        assert_eq!(fs::read_dir(host.path()).unwrap().count(), 1);
+    }
+
     #[test]
     fn resolved_targets_are_written_with_the_files_spelling() {
         let dir = tempfile::tempdir().unwrap();
