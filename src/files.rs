@@ -403,6 +403,8 @@ struct Pending {
 pub struct Batch {
     root: Option<PathBuf>,
     pending: Vec<Pending>,
+    /// The targets of `pending`, to find a file named twice.
+    targets: HashSet<PathBuf>,
     dirs: HashSet<PathBuf>,
 }
 
@@ -456,6 +458,11 @@ impl Batch {
                     root: root.clone(),
                 });
             }
+        }
+        if !self.targets.insert(target.clone()) {
+            // The same file under another name (a symlink named beside its target): read in
+            // the same state, so written once.
+            return Ok(());
         }
         let meta = fs::symlink_metadata(&target).map_err(io_err)?;
         if Stamp::of(&meta) != stamp || !meta.is_file() {
@@ -835,6 +842,22 @@ mod tests {
             ["link.yaml", "real.yaml"],
             "no temporary file is left"
         );
+    }
+
+    #[test]
+    fn a_file_named_twice_through_a_symlink_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.yaml");
+        write(&real, "old");
+        let link = dir.path().join("link.yaml");
+        symlink(&real, &link).unwrap();
+        let mut batch = Batch::new(None).unwrap();
+        add(&mut batch, &real, "new").unwrap();
+        add(&mut batch, &link, "new").unwrap();
+        assert_eq!(batch.len(), 1);
+        batch.commit().unwrap();
+        assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+        assert_eq!(names(dir.path()), ["link.yaml", "real.yaml"]);
     }
 
     #[test]
