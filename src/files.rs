@@ -280,6 +280,7 @@ fn live() -> MutexGuard<'static, BTreeMap<u64, Leftover>> {
 struct Owned {
     id: u64,
     path: PathBuf,
+    armed: bool,
 }
 
 impl Owned {
@@ -296,7 +297,14 @@ impl Owned {
             // Registered first, so that a signal between the two still removes it.
             live().insert(id, Leftover::Remove(path.clone()));
             match create(&path) {
-                Ok(made) => return Ok((Owned { id, path }, made)),
+                Ok(made) => {
+                    let owned = Owned {
+                        id,
+                        path,
+                        armed: true,
+                    };
+                    return Ok((owned, made));
+                }
                 Err(e) => {
                     live().remove(&id);
                     if e.kind() != io::ErrorKind::AlreadyExists {
@@ -308,20 +316,23 @@ impl Owned {
     }
 
     /// Forgets the file without removing it (it was renamed away).
-    fn disarm(self) {
+    fn disarm(mut self) {
         live().remove(&self.id);
-        std::mem::forget(self);
+        self.armed = false;
     }
 
     /// Leaves the file and its entry to the signal handler alone.
     #[cfg(test)]
-    fn disarm_keeping_entry(self) {
-        std::mem::forget(self);
+    fn disarm_keeping_entry(mut self) {
+        self.armed = false;
     }
 }
 
 impl Drop for Owned {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         let mut live = live();
         let _ = fs::remove_file(&self.path);
         live.remove(&self.id);
@@ -1159,7 +1170,7 @@ mod tests {
         );
         backup.disarm_keeping_entry();
         let (waiting, _) = Owned::create(dir.path(), TEMP_SUFFIX, |p| File::create_new(p)).unwrap();
-        std::mem::forget(waiting);
+        waiting.disarm_keeping_entry();
 
         // Only this test's entries: the other tests' files live in other folders.
         drop(undo_live_where(|p| p.starts_with(dir.path())));
