@@ -12,7 +12,7 @@
 //! runs that are no longer alive are removed when met, and [`clean_up_on_signals`] removes the
 //! live ones on SIGINT/SIGTERM. This module does not decide what to write.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -228,7 +228,7 @@ pub fn skip_own_temp(path: &Path) -> bool {
 
 /// Whether a temporary file of `pid` was left by a run that is no longer alive.
 fn is_stale(pid: u32) -> bool {
-    if pid == std::process::id() {
+    if pid == me().2 {
         return false;
     }
     let Some(pid) = i32::try_from(pid)
@@ -290,7 +290,7 @@ impl Owned {
         suffix: &str,
         mut create: impl FnMut(&Path) -> io::Result<T>,
     ) -> io::Result<(Owned, T)> {
-        let pid = std::process::id();
+        let (_, _, pid) = me();
         loop {
             let id = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = dir.join(format!("{TEMP_PREFIX}{pid}-{id}{suffix}"));
@@ -416,7 +416,39 @@ pub struct Batch {
     pending: Vec<Pending>,
     /// The targets of `pending`, to find a file named twice.
     targets: HashSet<PathBuf>,
-    dirs: HashSet<PathBuf>,
+    /// The folders written to, synced once each after the renames.
+    dirs: HashMap<PathBuf, Folder>,
+}
+
+/// What a new file gets from the folder it is made in.
+#[derive(Debug, Clone, Copy)]
+struct Folder {
+    /// The group of a set-group-id folder, which new files get instead of cru's.
+    group: Option<u32>,
+    /// Whether new files inherit an ACL (the folder has a default one).
+    default_acl: bool,
+}
+
+impl Folder {
+    fn of(dir: &Path) -> io::Result<Folder> {
+        let meta = fs::metadata(dir)?;
+        Ok(Folder {
+            group: (meta.mode() & 0o2000 != 0).then(|| meta.gid()),
+            default_acl: rustix::fs::getxattr_query(dir, "system.posix_acl_default").is_ok(),
+        })
+    }
+}
+
+/// The effective user and group of this process, and its pid.
+fn me() -> (u32, u32, u32) {
+    static ME: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *ME.get_or_init(|| {
+        (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+            std::process::id(),
+        )
+    })
 }
 
 impl Batch {
@@ -507,10 +539,15 @@ impl Batch {
             });
         }
         let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
-        if !self.dirs.contains(&dir) {
-            remove_stale_in(&dir);
-            self.dirs.insert(dir.clone());
-        }
+        let folder = match self.dirs.get(&dir) {
+            Some(folder) => *folder,
+            None => {
+                remove_stale_in(&dir);
+                let folder = Folder::of(&dir).map_err(io_err)?;
+                self.dirs.insert(dir.clone(), folder);
+                folder
+            }
+        };
 
         let (temp, mut file) = Owned::create(&dir, TEMP_SUFFIX, |p| {
             OpenOptions::new()
@@ -522,19 +559,22 @@ impl Batch {
         .map_err(io_err)?;
         file.write_all(contents).map_err(io_err)?;
         let (uid, gid) = (meta.uid(), meta.gid());
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|source| {
-            WriteError::Owner {
-                path: shown.to_string(),
-                uid,
-                gid,
-                source,
-            }
-        })?;
+        let (my_uid, my_gid, _) = me();
+        if (uid, gid) != (my_uid, folder.group.unwrap_or(my_gid)) {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|source| {
+                WriteError::Owner {
+                    path: shown.to_string(),
+                    uid,
+                    gid,
+                    source,
+                }
+            })?;
+        }
         // After the chown, which may clear set-id bits; the owner is the original's, so the
         // original's set-id bits are kept with it.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io_err)?;
-        copy_xattrs(shown, &target, &file)?;
+        copy_xattrs(shown, &target, &file, folder.default_acl)?;
         file.sync_data().map_err(io_err)?;
         drop(file);
         self.pending.push(Pending {
@@ -569,7 +609,7 @@ impl Batch {
         }
         if let Some(root) = &self.root {
             // A folder swapped for a symlink since the files were prepared.
-            for dir in &self.dirs {
+            for dir in self.dirs.keys() {
                 let now = fs::canonicalize(dir).ok();
                 if now.as_deref() != Some(dir.as_path()) || !dir.starts_with(root) {
                     let p = self.pending.iter().find(|p| p.target.parent() == Some(dir));
@@ -665,7 +705,7 @@ impl Batch {
     /// Makes the renames durable: each folder synced once. Not every platform lets a folder
     /// be opened and synced.
     fn sync_dirs(&self) {
-        for dir in &self.dirs {
+        for dir in self.dirs.keys() {
             if let Ok(dir) = File::open(dir) {
                 let _ = dir.sync_all();
             }
@@ -733,7 +773,7 @@ fn xattr_names(list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>) -> io::Res
 const XATTR_MAX: usize = 64 * 1024;
 
 /// Gives `to` exactly the extended attributes of `from` (ACLs included).
-fn copy_xattrs(shown: &str, from: &Path, to: &File) -> Result<(), WriteError> {
+fn copy_xattrs(shown: &str, from: &Path, to: &File, inherits: bool) -> Result<(), WriteError> {
     let failed = |name: &[u8], source: io::Error| WriteError::Xattr {
         path: shown.to_string(),
         name: String::from_utf8_lossy(name).into_owned(),
@@ -741,9 +781,13 @@ fn copy_xattrs(shown: &str, from: &Path, to: &File) -> Result<(), WriteError> {
     };
     let names =
         xattr_names(|buf| rustix::fs::listxattr(from, buf)).map_err(|e| failed(b"(list)", e))?;
-    // A new file may inherit some (a folder's default ACL).
-    let inherited =
-        xattr_names(|buf| rustix::fs::flistxattr(to, buf)).map_err(|e| failed(b"(list)", e))?;
+    // A new file inherits an ACL from a folder's default one. (Labels a security module
+    // gives new files are overwritten by the original's, if it has one.)
+    let inherited = if inherits {
+        xattr_names(|buf| rustix::fs::flistxattr(to, buf)).map_err(|e| failed(b"(list)", e))?
+    } else {
+        Vec::new()
+    };
     for name in &names {
         let mut value = vec![0u8; 256];
         let len = loop {
@@ -1025,6 +1069,24 @@ mod tests {
         let meta = fs::metadata(&path).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
         assert_eq!(meta.mode() & 0o7777, 0o6755);
+    }
+
+    #[test]
+    fn a_file_in_a_set_group_id_folder_keeps_its_own_group() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), None, Some(777)).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o2775)).unwrap();
+        let (uid, gid, _) = me();
+        let own = dir.path().join("own-group");
+        write(&own, "old");
+        std::os::unix::fs::chown(&own, Some(uid), Some(gid)).unwrap();
+        let folders = dir.path().join("folder-group");
+        write(&folders, "old");
+        assert_eq!(fs::metadata(&folders).unwrap().gid(), 777);
+        replace(&own, "new").unwrap();
+        replace(&folders, "new").unwrap();
+        assert_eq!(fs::metadata(&own).unwrap().gid(), gid);
+        assert_eq!(fs::metadata(&folders).unwrap().gid(), 777);
     }
 
     #[test]
