@@ -96,6 +96,45 @@ fn an_immutable_file_fails_the_update_before_any_file_is_replaced() {
     assert!(temporary_files(dir.path()).is_empty());
 }
 
+/// Issue 10 item 7: run by another user, cru replaced that user's files in a sticky folder
+/// and then failed to rename over root's file there (exit 3, the first files changed). The
+/// new file cannot be given root's ownership, so the update fails before any rename.
+#[test]
+fn a_file_cru_may_not_replace_in_a_sticky_folder_fails_the_update_before_any_rename() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let dir = Dir::new();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let sticky = dir.path().join("shared");
+    fs::create_dir(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let mine = dir.write("shared/a.yaml", OLD);
+    chown(&mine, Some(65534), Some(65534)).unwrap();
+    let roots = dir.write("shared/z.yaml", OLD);
+    fs::set_permissions(&roots, fs::Permissions::from_mode(0o666)).unwrap();
+
+    // cru as nobody, with the environment `cru_command` gives it.
+    let mut cmd = Command::new("setpriv");
+    for (key, value) in util::cru_command().get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let out = cmd
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_cru"))
+        .args(["update", "--image-reference", "nginx:1.27", "."])
+        .current_dir(&sticky)
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(err.contains("z.yaml: cannot keep its owner 0:0"), "{err}");
+    assert_eq!(dir.read_string("shared/a.yaml"), OLD);
+    assert_eq!(dir.read_string("shared/z.yaml"), OLD);
+    assert!(temporary_files(dir.path()).is_empty());
+}
+
 /// Issue 10 item 10: a hard-linked file was silently split from its other names.
 #[test]
 fn a_hard_linked_file_is_refused_and_nothing_is_written() {
