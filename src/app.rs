@@ -3,15 +3,16 @@
 //! binary passes in, progress goes out as `tracing` events.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
 use crate::check::{self, Policy};
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Command, ListArgs, ListFormat, RegistryArgs, ScanArgs, ServeArgs,
-    UpdateArgs,
+    CheckArgs, CheckFormat, Cli, Command, ConfigCommand, ListArgs, ListFormat, RegistryArgs,
+    ScanArgs, ServeArgs, UpdateArgs,
 };
+use crate::config;
 use crate::git::{self, Checkout, CommitSpec};
 use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
@@ -40,7 +41,7 @@ pub enum Status {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A PATH does not exist.
-    #[error("{}: no such file or directory", .0.display())]
+    #[error("{}: no such file or directory", crate::inventory::escape_path(.0))]
     NoSuchPath(PathBuf),
     /// Conflicting `--image-reference`s.
     #[error(transparent)]
@@ -55,7 +56,7 @@ pub enum Error {
     #[error("{0} registry lookups failed")]
     Lookups(usize),
     /// Results could not be written.
-    #[error("writing output: {0}")]
+    #[error("writing output")]
     Output(#[from] io::Error),
     /// Cloning, committing or pushing failed.
     #[error(transparent)]
@@ -66,8 +67,11 @@ pub enum Error {
     /// An option's value is unusable (a token file, a pattern).
     #[error("{0}")]
     Invalid(String),
+    /// The configuration file cannot be used.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     /// A PATH leads out of the repository given with `--repository`.
-    #[error("{}: outside the repository {repository}", .path.display())]
+    #[error("{}: outside the repository {repository}", crate::inventory::escape_path(.path))]
     OutsideRepository {
         /// The PATH.
         path: PathBuf,
@@ -84,6 +88,7 @@ impl Error {
             | Error::Conflict(_)
             | Error::OutsideRepository { .. }
             | Error::Invalid(_)
+            | Error::Config(_)
             | Error::Serve(ServeError::OutsideRepository { .. }) => Status::Usage,
             Error::Registry(SetupError::Config(_) | SetupError::Auth(_)) => Status::Usage,
             Error::Registry(_)
@@ -112,7 +117,7 @@ pub fn verbose(cli: &Cli) -> bool {
         Command::Update(a) => a.scan.verbose,
         Command::Check(a) => a.scan.verbose,
         Command::Serve(a) => a.scan.verbose,
-        Command::Completions(_) | Command::Man => false,
+        Command::Completions(_) | Command::Man | Command::Config(_) => false,
     }
 }
 
@@ -135,7 +140,34 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
             clap_mangen::Man::new(Cli::command()).render(out)?;
             Ok(Status::Success)
         }
+        Command::Config(ConfigCommand::Validate(args)) => validate_config(args.file, out),
     }
+}
+
+/// `cru config validate`: the file named, else the one discovery finds from here.
+fn validate_config(file: Option<PathBuf>, out: &mut dyn Write) -> Result<Status, Error> {
+    let how = config::Discovery {
+        explicit: file,
+        env: std::env::var_os("CRU_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+        disabled: false,
+    };
+    let Some(path) = config::discover(&how, Path::new(".")) else {
+        return Err(Error::Invalid(format!(
+            "no configuration file found: none of {} at the top of the repository or in \
+             the current folder, and no $CRU_CONFIG",
+            config::FILE_NAMES.join(", ")
+        )));
+    };
+    let loaded = config::load(&path)?;
+    writeln!(
+        out,
+        "{}: valid ({} rules)",
+        crate::inventory::display_path(&path),
+        loaded.rules.len()
+    )?;
+    Ok(Status::Success)
 }
 
 fn roots_and_scanner(scan: &ScanArgs) -> Result<(Vec<PathBuf>, Scanner), Error> {
@@ -185,6 +217,10 @@ fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
         Some(resolver) => update::run(&roots, &scanner, &options, &resolver, out)?,
         None => update::run(&roots, &scanner, &options, &Offline, out)?,
     };
+    if !options.dry_run && !summary.files.is_empty() {
+        // The Go tool's last line, which scripts grep for: plain `update` never commits.
+        tracing::info!("no commit message, skipping commit and push");
+    }
     Ok(if args.check && !summary.files.is_empty() {
         Status::Findings
     } else {
@@ -411,6 +447,10 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
         Ok(summary.paths)
     })?;
     tracing::debug!("git outcome: {outcome:?}");
+    if let git::Outcome::NotCommitted(_) = outcome {
+        // The Go tool's last line, which scripts grep for.
+        tracing::info!("no commit message, skipping commit and push");
+    }
     Ok(match outcome {
         git::Outcome::DryRun(_) if args.check => Status::Findings,
         _ => Status::Success,
@@ -440,6 +480,7 @@ fn run_serve(args: ServeArgs) -> Result<Status, Error> {
         token,
         allow,
         max_body: args.max_body,
+        max_connections: args.max_connections as usize,
         worker: serve::worker::Settings {
             dry_run: args.dry_run,
             paths: args.scan.paths,
@@ -447,6 +488,7 @@ fn run_serve(args: ServeArgs) -> Result<Status, Error> {
             registry,
             name: args.username,
             email: args.email,
+            request_timeout: std::time::Duration::from_secs(args.request_timeout),
         },
     })?;
     Ok(Status::Success)

@@ -32,6 +32,26 @@ pub enum Command {
     Man,
     /// Serve updates of a git repository over HTTP (POST / with the references to set).
     Serve(ServeArgs),
+    /// Check cru's configuration file (`.cru.yaml`).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `cru config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file: exit 0 when it is valid, 2 with `FILE:LINE:COLUMN: message`
+    /// when not.
+    Validate(ValidateArgs),
+}
+
+/// `cru config validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The file [default: $CRU_CONFIG, else .cru.yaml or .cru.yml at the top of the git
+    /// repository that holds the current folder, else in the current folder]
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 /// Options shared by every subcommand that scans files.
@@ -274,6 +294,16 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     pub max_body: usize,
+
+    /// The most connections open at once; past it the oldest idle one is closed.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// How long a request waits for its update, in seconds: 503 if it has not started by
+    /// then, 504 if it has not finished; also the time a client has to send a body, and the
+    /// grace period at shutdown.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
 
     #[command(flatten)]
     #[allow(missing_docs)]

@@ -85,12 +85,12 @@ pub fn read_for_update(path: &Path) -> io::Result<(Vec<u8>, Stamp)> {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// A file or folder could not be read, written or created.
-    #[error("{path}: {source}; no file was updated")]
+    #[error("{path}: {error}; no file was updated")]
     Io {
         /// The file.
         path: String,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file (after resolving symlinks) is outside the folder the update is confined to.
     #[error(
@@ -132,7 +132,7 @@ pub enum WriteError {
         why: String,
     },
     /// The new file could not get the original's owner and group.
-    #[error("{path}: cannot keep its owner {uid}:{gid} ({source}); no file was updated")]
+    #[error("{path}: cannot keep its owner {uid}:{gid} ({error}); no file was updated")]
     Owner {
         /// The file.
         path: String,
@@ -141,26 +141,26 @@ pub enum WriteError {
         /// The group.
         gid: u32,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// An extended attribute (an ACL, a label) could not be copied to the new file.
-    #[error("{path}: cannot keep its extended attribute {name} ({source}); no file was updated")]
+    #[error("{path}: cannot keep its extended attribute {name} ({error}); no file was updated")]
     Xattr {
         /// The file.
         path: String,
         /// The attribute.
         name: String,
         /// Why.
-        source: io::Error,
+        error: io::Error,
     },
     /// A rename failed after others succeeded; the files already replaced were put back
     /// unless listed in `not_restored`.
-    #[error("{path}: {source}; {}", restored_summary(*.replaced, .not_restored))]
+    #[error("{path}: {error}; {}", restored_summary(*.replaced, .not_restored))]
     Rename {
         /// The file whose rename failed (or that changed just before it).
         path: String,
         /// Why.
-        source: io::Error,
+        error: io::Error,
         /// How many files had been replaced before.
         replaced: usize,
         /// The files that could not be put back, and why.
@@ -457,7 +457,7 @@ impl Batch {
         let root = match confine {
             Some(root) => Some(fs::canonicalize(root).map_err(|source| WriteError::Io {
                 path: root.display().to_string(),
-                source,
+                error: source,
             })?),
             None => None,
         };
@@ -489,7 +489,7 @@ impl Batch {
     ) -> Result<(), WriteError> {
         let io_err = |source| WriteError::Io {
             path: shown.to_string(),
-            source,
+            error: source,
         };
         // Resolve symlinks so that the link stays a link and its target gets the new content.
         let target = fs::canonicalize(path).map_err(io_err)?;
@@ -566,7 +566,7 @@ impl Batch {
                     path: shown.to_string(),
                     uid,
                     gid,
-                    source,
+                    error: source,
                 }
             })?;
         }
@@ -639,7 +639,7 @@ impl Batch {
                 Err(source) => {
                     return Err(WriteError::Io {
                         path: p.shown.clone(),
-                        source,
+                        error: source,
                     })
                 }
             }
@@ -684,7 +684,7 @@ impl Batch {
             self.sync_dirs();
             return Err(WriteError::Rename {
                 path,
-                source,
+                error: source,
                 replaced: count,
                 not_restored,
             });
@@ -777,7 +777,7 @@ fn copy_xattrs(shown: &str, from: &Path, to: &File, inherits: bool) -> Result<()
     let failed = |name: &[u8], source: io::Error| WriteError::Xattr {
         path: shown.to_string(),
         name: String::from_utf8_lossy(name).into_owned(),
-        source,
+        error: source,
     };
     let names =
         xattr_names(|buf| rustix::fs::listxattr(from, buf)).map_err(|e| failed(b"(list)", e))?;
@@ -913,6 +913,17 @@ mod tests {
         batch.commit().unwrap();
         assert_eq!(fs::read_to_string(&real).unwrap(), "new");
         assert_eq!(names(dir.path()), ["link.yaml", "real.yaml"]);
+    }
+
+    #[test]
+    fn a_write_error_shows_its_cause_once_in_the_chain() {
+        let err = WriteError::Io {
+            path: "f.yaml".into(),
+            error: io::Error::from_raw_os_error(24),
+        };
+        let shown = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(shown.matches("os error 24").count(), 1, "{shown}");
+        assert!(shown.ends_with("no file was updated"), "{shown}");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! The result holds where each reference stands (byte span, line, column) but not the file
 //! contents, so that memory stays small on large trees; an update reads the few files it
-//! changes again.
+//! changes again. A file reached twice, under two roots or two spellings, is kept once.
+//! Paths are shown escaped ([`escape_path`]), so that two files never print alike.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -43,6 +45,8 @@ pub struct Inventory {
 impl Inventory {
     /// Walks `roots` and scans every text file (and every file named explicitly).
     pub fn take(roots: &[PathBuf], scanner: &Scanner) -> Inventory {
+        // Only several roots can reach one file twice (a walk does not follow symlinks).
+        let overlap = roots.len() > 1;
         let found = Mutex::new(Vec::new());
         let read_errors = Mutex::new(Vec::new());
         let mut errors = walk::for_each_file(roots, |entry| {
@@ -54,7 +58,11 @@ impl Inventory {
                             path: entry.path.to_path_buf(),
                             refs,
                         };
-                        found.lock().expect("no panics").push(file);
+                        let identity = overlap.then(|| std::fs::canonicalize(entry.path).ok());
+                        found
+                            .lock()
+                            .expect("no panics")
+                            .push((identity.flatten(), file));
                     }
                 }
                 Ok(None) => {}
@@ -66,10 +74,13 @@ impl Inventory {
         });
         errors.extend(read_errors.into_inner().expect("no panics"));
         errors.sort_by(|a, b| a.path.cmp(&b.path));
-        let mut files = found.into_inner().expect("no panics");
+        let found = found.into_inner().expect("no panics");
+        let mut files = if overlap {
+            first_spellings(roots, found)
+        } else {
+            found.into_iter().map(|(_, file)| file).collect()
+        };
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        // A file named twice (or inside a named folder too) is listed once.
-        files.dedup_by(|a, b| a.path == b.path);
         Inventory { files, errors }
     }
 
@@ -84,6 +95,32 @@ impl Inventory {
         all.dedup();
         all.len()
     }
+}
+
+/// Keeps one entry per file (by canonical path, else as walked): the one found under the root
+/// given first, so that the spelling shown is the first one on the command line.
+fn first_spellings(roots: &[PathBuf], found: Vec<(Option<PathBuf>, FoundFile)>) -> Vec<FoundFile> {
+    let mut rank: HashMap<&Path, usize> = HashMap::new();
+    for (i, root) in roots.iter().enumerate() {
+        rank.entry(root.as_path()).or_insert(i);
+    }
+    // A walked path starts with the root it was found under, as that root was spelled.
+    let rank_of = |path: &Path| {
+        path.ancestors()
+            .filter_map(|a| rank.get(a).copied())
+            .min()
+            .unwrap_or(usize::MAX)
+    };
+    let mut keyed: Vec<(PathBuf, usize, FoundFile)> = found
+        .into_iter()
+        .map(|(identity, file)| {
+            let key = identity.unwrap_or_else(|| file.path.clone());
+            (key, rank_of(&file.path), file)
+        })
+        .collect();
+    keyed.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    keyed.dedup_by(|later, earlier| later.0 == earlier.0);
+    keyed.into_iter().map(|(_, _, file)| file).collect()
 }
 
 /// Adds line and column numbers to occurrences (ordered by position).
@@ -118,7 +155,41 @@ pub fn display_path(path: &Path) -> String {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(path);
     let shown = shown.strip_prefix(".").unwrap_or(shown);
-    shown.to_string_lossy().into_owned()
+    escape_path(shown)
+}
+
+/// A path as text that tells every path apart: each byte that is not valid UTF-8, and each
+/// control character, as `\xNN`; a backslash as `\\`; everything else as it is.
+pub fn escape_path(path: &Path) -> String {
+    #[cfg(unix)]
+    return escape_bytes(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
+    // Elsewhere `\` is the separator and names are UTF-16: shown as they are.
+    #[cfg(not(unix))]
+    return path.to_string_lossy().into_owned();
+}
+
+#[cfg(unix)]
+fn escape_bytes(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_ascii_control() => {
+                    let _ = write!(out, "\\x{:02x}", c as u8);
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -142,5 +213,23 @@ mod tests {
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(display_path(&cwd.join("x/y")), "x/y");
         assert_eq!(display_path(Path::new("/elsewhere/f")), "/elsewhere/f");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn escaped_paths_never_print_alike() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let shown = |bytes: &[u8]| escape_path(Path::new(OsStr::from_bytes(bytes)));
+        assert_eq!(shown(b"dir/caf\xc3\xa9.yaml"), "dir/caf\u{e9}.yaml");
+        assert_eq!(shown(b"a\xff.yaml"), "a\\xff.yaml");
+        assert_eq!(shown(b"a\\xff.yaml"), "a\\\\xff.yaml");
+        assert_eq!(shown(b"a\xc3.yaml"), "a\\xc3.yaml", "a cut sequence");
+        assert_eq!(shown(b"new\nline\x1b[31m"), "new\\x0aline\\x1b[31m");
+        assert_eq!(shown("bidi\u{85}".as_bytes()), "bidi\\u{85}");
+        assert_eq!(
+            display_path(Path::new(OsStr::from_bytes(b"./x\xfe"))),
+            "x\\xfe"
+        );
     }
 }

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod files;
 pub mod git;
 pub mod inventory;
@@ -24,4 +25,5 @@ pub mod scan;
 pub mod serve;
 pub mod tags;
 pub mod update;
+pub mod version;
 pub mod walk;

@@ -48,16 +48,20 @@ pub fn unified_diff(old_name: &str, new_name: &str, buf: &[u8], edits: &[Edit]) 
     if starts.last() == Some(&buf.len()) && !buf.is_empty() {
         starts.pop();
     }
-    let line_of = |pos: usize| starts.partition_point(|&s| s <= pos) - 1;
     let line = |i: usize| &buf[starts[i]..starts.get(i + 1).copied().unwrap_or(buf.len())];
 
-    // The changed lines with their new text, in order.
+    // The changed lines with their new text, in order. Edits are ordered, so the line of each
+    // is found by moving forward: one pass over lines and edits together.
     let mut changed: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut n = 0;
     let mut i = 0;
     while i < edits.len() {
-        let n = line_of(edits[i].range.start);
+        while n + 1 < starts.len() && starts[n + 1] <= edits[i].range.start {
+            n += 1;
+        }
+        let next_line = starts.get(n + 1).copied().unwrap_or(usize::MAX);
         let mut j = i;
-        while j < edits.len() && line_of(edits[j].range.start) == n {
+        while j < edits.len() && edits[j].range.start < next_line {
             j += 1;
         }
         let offset = starts[n];
@@ -196,5 +200,26 @@ mod tests {
     fn consecutive_changed_lines_group_removals_first() {
         let diff = unified_diff("a", "b", b"p\nq\n", &[edit(0, 1, "P"), edit(2, 3, "Q")]);
         assert_eq!(diff, b"--- a\n+++ b\n@@ -1,2 +1,2 @@\n-p\n-q\n+P\n+Q\n");
+    }
+
+    #[test]
+    fn several_edits_per_line_over_many_lines_give_one_new_line_each() {
+        let text: String = (0..50).map(|i| format!("a:{i} b:{i}\n")).collect();
+        let buf = text.as_bytes();
+        let mut edits = Vec::new();
+        let mut at = 0;
+        for line in text.split_inclusive('\n') {
+            let b = line.find(" b:").unwrap();
+            edits.push(edit(at + 1, at + b, ":x"));
+            edits.push(edit(at + b + 2, at + line.len() - 1, ":y"));
+            at += line.len();
+        }
+        let diff = String::from_utf8(unified_diff("a", "b", buf, &edits)).unwrap();
+        let added: Vec<_> = diff.lines().filter(|l| l.starts_with('+')).collect();
+        assert_eq!(added.len(), 51, "{diff}");
+        assert!(added[1..].iter().all(|l| *l == "+a:x b:y"), "{diff}");
+        let removed = diff.lines().filter(|l| l.starts_with('-')).count();
+        assert_eq!(removed, 51, "{diff}");
+        assert!(diff.contains("\n-a:49 b:49\n"), "{diff}");
     }
 }

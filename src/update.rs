@@ -5,7 +5,7 @@
 //! file is touched); compute every changed file's new content; then either print a diff
 //! (`--dry-run`) or write all files, each atomically, after all of them were prepared.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -52,8 +52,17 @@ pub enum UpdateError {
         /// The file.
         path: String,
     },
+    /// A reference to write does not read back as itself: a tag or digest from the resolver
+    /// that breaks the grammar (a newline, a space) never reaches a file.
+    #[error("{path}: refusing to write {reference:?}: not the valid image reference intended, no file was updated")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What would have been written, name and new suffix.
+        reference: String,
+    },
     /// A file could not be written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Write {
         /// The file.
         path: String,
@@ -64,7 +73,7 @@ pub enum UpdateError {
     #[error(transparent)]
     Files(#[from] files::WriteError),
     /// The diff could not be printed.
-    #[error("writing the diff: {0}")]
+    #[error("writing the diff")]
     Output(#[source] std::io::Error),
 }
 
@@ -161,27 +170,32 @@ pub fn run(
         }
         let mut edits = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
+        // What a reference becomes depends on it alone: one change per distinct `from`.
+        let mut seen: HashSet<&Reference> = HashSet::new();
         for occ in &now {
             let Some(to) = becomes(&occ.reference) else {
                 continue;
             };
+            let replacement = to.suffix().into_bytes();
+            let name = &buf[occ.start..occ.name_end];
+            if !reads_back_as(name, &replacement, &to) {
+                let written = [name, &replacement].concat();
+                return Err(UpdateError::Invalid {
+                    path,
+                    reference: String::from_utf8_lossy(&written).into_owned(),
+                });
+            }
             edits.push(Edit {
                 range: occ.name_end..occ.end,
-                replacement: to.suffix().into_bytes(),
+                replacement,
             });
-            let change = Change {
-                path: path.clone(),
-                from: occ.reference.clone(),
-                to,
-            };
-            if !changes.contains(&change) {
-                tracing::debug!(
-                    "updating reference {} to {} in {}",
-                    change.from,
-                    change.to,
-                    path
-                );
-                changes.push(change);
+            if seen.insert(&occ.reference) {
+                tracing::debug!("updating reference {} to {} in {}", occ.reference, to, path);
+                changes.push(Change {
+                    path: path.clone(),
+                    from: occ.reference.clone(),
+                    to,
+                });
             }
         }
         if options.dry_run {
@@ -207,6 +221,16 @@ pub fn run(
         (n, false) => tracing::info!("updated a total of {n} files"),
     }
     Ok(summary)
+}
+
+/// Whether the bytes an edit leaves in the file, the name as found followed by the new
+/// suffix, parse as a reference and as exactly `intended`: the last check before any write.
+fn reads_back_as(name: &[u8], suffix: &[u8], intended: &Reference) -> bool {
+    let written = [name, suffix].concat();
+    std::str::from_utf8(&written)
+        .ok()
+        .and_then(|text| Reference::parse(text).ok())
+        .is_some_and(|parsed| parsed == *intended)
 }
 
 #[cfg(test)]
@@ -235,6 +259,21 @@ mod tests {
             Ok(targets
                 .iter()
                 .map(|t| t.with(t.tag(), Some(&digest)))
+                .collect())
+        }
+    }
+
+    /// A registry side that lets a hostile tag through, or answers with another name.
+    struct Hostile(&'static str);
+
+    impl Resolve for Hostile {
+        fn resolve(&self, targets: &[Reference]) -> Result<Vec<Reference>, ResolveError> {
+            Ok(targets
+                .iter()
+                .map(|t| match self.0 {
+                    "rename" => Reference::parse("gcr.io/other/name:2").unwrap(),
+                    tag => t.with(Some(tag), None),
+                })
                 .collect())
         }
     }
@@ -320,5 +359,74 @@ mod tests {
                 "ab".repeat(32)
             )
         );
+    }
+
+    #[test]
+    fn a_hostile_tag_or_another_name_never_reaches_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        let b = dir.path().join("b.yaml");
+        fs::write(&a, "image: gcr.io/a/b:1\n").unwrap();
+        fs::write(&b, "image: nginx:1.25\n").unwrap();
+        let scanner = Scanner::new(ScanOptions::default());
+        let roots = [dir.path().to_path_buf()];
+        for (resolver, written) in [
+            (
+                Hostile("2\nimage: evil/x:3"),
+                "gcr.io/a/b:2\nimage: evil/x:3",
+            ),
+            (Hostile("2 x"), "gcr.io/a/b:2 x"),
+            (Hostile("rename"), "gcr.io/a/b:2"),
+        ] {
+            for dry_run in [false, true] {
+                let options = UpdateOptions {
+                    dry_run,
+                    ..options()
+                };
+                let mut out = Vec::new();
+                let err = run(&roots, &scanner, &options, &resolver, &mut out).unwrap_err();
+                let UpdateError::Invalid { path, reference } = &err else {
+                    panic!("{err}");
+                };
+                assert!(path.ends_with("a.yaml"), "{path}");
+                assert_eq!(reference, written);
+                let message = err.to_string();
+                assert!(!message.contains('\n'), "escaped: {message}");
+                assert!(message.contains("no file was updated"), "{message}");
+                assert!(out.is_empty(), "no diff is printed");
+                assert_eq!(fs::read_to_string(&a).unwrap(), "image: gcr.io/a/b:1\n");
+                assert_eq!(fs::read_to_string(&b).unwrap(), "image: nginx:1.25\n");
+                assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+            }
+        }
+    }
+
+    #[test]
+    fn one_change_is_reported_per_distinct_reference_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("a.yaml"),
+            "- gcr.io/a/b:1\n- gcr.io/a/c:1\n- gcr.io/a/b:1\n- gcr.io/a/c:1\n",
+        )
+        .unwrap();
+        let scanner = Scanner::new(ScanOptions::default());
+        let roots = [dir.path().to_path_buf()];
+        let summary = run(&roots, &scanner, &options(), &Pin, &mut Vec::new()).unwrap();
+        let from: Vec<String> = summary.changes.iter().map(|c| c.from.to_string()).collect();
+        assert_eq!(from, ["gcr.io/a/b:1", "gcr.io/a/c:1"]);
+    }
+
+    #[test]
+    fn a_write_error_names_the_file_and_its_cause_once() {
+        let err = UpdateError::Write {
+            path: "f.yaml".into(),
+            source: std::io::Error::from_raw_os_error(1),
+        };
+        let shown = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(shown.matches("os error 1").count(), 1, "{shown}");
+        assert!(shown.starts_with("f.yaml: "), "{shown}");
+        let err = UpdateError::Output(std::io::Error::from_raw_os_error(28));
+        let shown = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(shown.matches("os error 28").count(), 1, "{shown}");
     }
 }

@@ -4,15 +4,20 @@
 //! `.git` folder is skipped, but hidden files and folders are visited: `.github/workflows` and
 //! `.gitlab-ci.yml` are where many references live. Symlinks met while walking are not
 //! followed; paths named explicitly are always visited, whatever the ignore files say.
+//! A path named twice (`a.yaml ./a.yaml dir/../a.yaml`, or a symlink and its target) is
+//! walked once, under its first spelling. FIFOs, devices and sockets are never opened: met
+//! while walking they are skipped, named explicitly they are an error.
 //! This module only finds files; reading and scanning them is the caller's.
 
+use std::collections::HashSet;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use ignore::{WalkBuilder, WalkState};
 
 /// A path that could not be walked or read.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
+#[error("{}: {message}", crate::inventory::escape_path(path))]
 pub struct FileError {
     /// Where it happened.
     pub path: PathBuf,
@@ -40,6 +45,7 @@ pub fn for_each_file<F>(roots: &[PathBuf], visit: F) -> Vec<FileError>
 where
     F: Fn(FileEntry<'_>) + Sync,
 {
+    let roots = distinct(roots);
     let Some((first, rest)) = roots.split_first() else {
         return Vec::new();
     };
@@ -66,8 +72,18 @@ where
                     let explicit = entry.depth() == 0;
                     let is_file = if explicit {
                         // A named symlink counts as the file it points to.
-                        entry.path().is_file()
+                        match named_kind(entry.path()) {
+                            Ok(is_file) => is_file,
+                            Err(message) => {
+                                errors.lock().expect("no panics").push(FileError {
+                                    path: entry.path().to_path_buf(),
+                                    message,
+                                });
+                                false
+                            }
+                        }
                     } else {
+                        // The type from the folder listing: nothing is opened to learn it.
                         entry.file_type().is_some_and(|t| t.is_file())
                     };
                     if is_file {
@@ -83,6 +99,44 @@ where
         })
     });
     errors.into_inner().expect("no panics")
+}
+
+/// The roots without repeats: two spellings of one path (or a symlink and its target) are one
+/// root, under the spelling given first.
+fn distinct(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = HashSet::new();
+    roots
+        .iter()
+        .filter(|root| seen.insert(fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf())))
+        .cloned()
+        .collect()
+}
+
+/// Whether a path named explicitly is a file to read (`Ok(false)`: a folder, walked below);
+/// anything else is refused by name, from its metadata alone: opening a FIFO would block.
+fn named_kind(path: &Path) -> Result<bool, String> {
+    let kind = fs::metadata(path).map_err(|e| e.to_string())?.file_type();
+    if kind.is_file() || kind.is_dir() {
+        return Ok(kind.is_file());
+    }
+    #[cfg(unix)]
+    let what = {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "something else"
+        }
+    };
+    #[cfg(not(unix))]
+    let what = "something else";
+    Err(format!("is {what}, not a regular file"))
 }
 
 fn walk_error(err: ignore::Error) -> FileError {

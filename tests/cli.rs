@@ -572,3 +572,242 @@ fn colour_on_a_terminal_unless_no_color_is_set() {
         assert!(text.contains("-path") || text.contains("-flag"), "{text:?}");
     }
 }
+
+// --- messages, file errors, odd files and names ---
+
+/// Output to a full disk: the cause is printed once (an error type printed its source in
+/// its own message and again as the next link of the chain).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_output_error_is_printed_once_with_its_cause() {
+    let dir = Dir::new();
+    dir.write("f.yaml", "image: gcr.io/a/b:1\n");
+    for args in [&["list"][..], &["update", "--all", "--dry-run"]] {
+        let full = fs::File::create("/dev/full").unwrap();
+        let out = dir.cru(args).stdout(full).output().unwrap();
+        assert_exit(&out, 3);
+        let err = stderr(&out);
+        assert_eq!(err.matches("os error 28").count(), 1, "cru {args:?}: {err}");
+        assert!(err.contains("writing "), "cru {args:?}: {err}");
+    }
+}
+
+/// A file that cannot be read (`/proc/self/mem` fails with EIO even for root): each
+/// command names it, still reports the other files, and exits 3.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_error_names_the_file_and_exits_3() {
+    let dir = Dir::new();
+    dir.write("f.yaml", "image: gcr.io/a/b:1\n");
+    for args in [
+        &["list", "/proc/self/mem", "f.yaml"][..],
+        &["check", "/proc/self/mem", "f.yaml"],
+        &["update", "--all", "/proc/self/mem", "f.yaml"],
+    ] {
+        let out = dir.run(args);
+        assert_exit(&out, 3);
+        let err = stderr(&out);
+        assert!(
+            err.contains("ERROR: /proc/self/mem: Input/output error"),
+            "cru {args:?}: {err}"
+        );
+        match args[0] {
+            "list" => assert_eq!(stdout(&out), "f.yaml:gcr.io/a/b:1\n"),
+            "check" => assert!(stdout(&out).starts_with("f.yaml:1:8: "), "{}", stdout(&out)),
+            _ => assert!(err.contains("no file was updated"), "{err}"),
+        }
+    }
+    assert_eq!(dir.read_string("f.yaml"), "image: gcr.io/a/b:1\n");
+}
+
+/// Runs `cmd` to its end within a deadline (a hang, e.g. on opening a FIFO, fails the test).
+fn run_within_deadline(cmd: &mut std::process::Command) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cru did not finish: blocked on a FIFO?");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn one_file_named_three_ways_is_one_file_under_its_first_spelling() {
+    let dir = Dir::new();
+    dir.write("a.yaml", "image: gcr.io/a/b:1\n");
+    dir.write("dir/c.yaml", "image: gcr.io/a/c:1\n");
+    let out = dir.run(&["list", "./a.yaml", "a.yaml", "dir/../a.yaml"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "a.yaml:gcr.io/a/b:1\n");
+    let out = dir.run(&["list", "dir/../a.yaml", "a.yaml"]);
+    assert_eq!(stdout(&out), "dir/../a.yaml:gcr.io/a/b:1\n");
+    // A folder and a file inside it, spelled differently.
+    let out = dir.run(&["list", "./dir", "dir/c.yaml", "dir/./c.yaml"]);
+    assert_eq!(stdout(&out), "dir/c.yaml:gcr.io/a/c:1\n");
+
+    let out = dir.run(&[
+        "update",
+        "--all",
+        "--verbose",
+        "a.yaml",
+        "./a.yaml",
+        "dir/../a.yaml",
+        "./dir",
+        "dir/c.yaml",
+    ]);
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(err.contains("INFO: updated a total of 2 files"), "{err}");
+    assert_eq!(err.matches("updating reference").count(), 2, "{err}");
+    assert_eq!(dir.read_string("a.yaml"), "image: gcr.io/a/b:latest\n");
+    let out = dir.run(&["update", "--all", "--dry-run", "a.yaml", "./a.yaml"]);
+    assert_eq!(stdout(&out).matches("+++ ").count(), 0, "nothing left");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_named_with_its_target_is_one_file() {
+    let dir = Dir::new();
+    dir.write("real.yaml", "image: gcr.io/a/b:1\n");
+    std::os::unix::fs::symlink("real.yaml", dir.path().join("link.yaml")).unwrap();
+    let out = dir.run(&["list", "link.yaml", "real.yaml"]);
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "link.yaml:gcr.io/a/b:1\n");
+    let out = dir.run(&["update", "--all", "real.yaml", "link.yaml"]);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("updated a total of 1 files"));
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_device_named_is_an_error_without_opening_it() {
+    let dir = Dir::new();
+    dir.write("f.yaml", "image: gcr.io/a/b:1\n");
+    mkfifo(&dir.path().join("pipe.yaml"));
+    for (args, named) in [
+        (&["list", "pipe.yaml", "f.yaml"][..], "pipe.yaml: is a FIFO"),
+        (&["check", "pipe.yaml"], "pipe.yaml: is a FIFO"),
+        (
+            &["update", "--all", "f.yaml", "pipe.yaml"],
+            "pipe.yaml: is a FIFO",
+        ),
+        (&["list", "/dev/null"], "/dev/null: is a character device"),
+    ] {
+        let out = run_within_deadline(&mut dir.cru(args));
+        assert_exit(&out, 3);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("ERROR: {named}")),
+            "cru {args:?}: {err}"
+        );
+    }
+    assert_eq!(dir.read_string("f.yaml"), "image: gcr.io/a/b:1\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_met_while_walking_is_skipped_without_opening_it() {
+    let dir = Dir::new();
+    dir.write("tree/f.yaml", "image: gcr.io/a/b:1\n");
+    mkfifo(&dir.path().join("tree/pipe.yaml"));
+    let out = run_within_deadline(&mut dir.cru(&["list", "tree"]));
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "tree/f.yaml:gcr.io/a/b:1\n");
+    assert_eq!(stderr(&out), "");
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_file_names_are_escaped_so_two_files_never_print_alike() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = Dir::new();
+    let raw = OsStr::from_bytes(b"a\xff.yaml");
+    fs::write(dir.path().join(raw), "image: gcr.io/a/b:1\n").unwrap();
+    dir.write("a\\xff.yaml", "image: gcr.io/a/b:1\n");
+    dir.write("a\u{fffd}.yaml", "image: gcr.io/a/b:1\n");
+    let out = dir.run(&["list"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        stdout(&out),
+        "a\\\\xff.yaml:gcr.io/a/b:1\na\u{fffd}.yaml:gcr.io/a/b:1\na\\xff.yaml:gcr.io/a/b:1\n"
+    );
+    let out = dir.run(&["check", "--format", "json"]);
+    let files: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["file"].to_string())
+        .collect();
+    assert_eq!(files.len(), 3);
+    assert!(files.contains(&r#""a\\xff.yaml""#.to_string()), "{files:?}");
+    // In the diff, the log and errors too.
+    let out = dir
+        .cru(&["update", "--all", "--dry-run", "--verbose"])
+        .arg(raw)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(stdout(&out).starts_with("--- a/a\\xff.yaml\n+++ b/a\\xff.yaml\n"));
+    assert!(stderr(&out).contains("in a\\xff.yaml"), "{}", stderr(&out));
+    mkfifo(&dir.path().join(OsStr::from_bytes(b"p\xfe")));
+    let out = run_within_deadline(dir.cru(&["list"]).arg(OsStr::from_bytes(b"p\xfe")));
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("ERROR: p\\xfe: is a FIFO"),
+        "{}",
+        stderr(&out)
+    );
+    let out = dir
+        .cru(&["list"])
+        .arg(OsStr::from_bytes(b"m\xfd"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("ERROR: m\\xfd: no such file or directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_update_that_changed_files_ends_with_the_go_tools_skipping_commit_line() {
+    let dir = Dir::new();
+    dir.write("f.yaml", "image: nginx:1.25\n");
+    let line = "INFO: no commit message, skipping commit and push";
+    let out = dir.run(&["update", "--dry-run", "--image-reference", "nginx:1.27"]);
+    assert_exit(&out, 0);
+    assert!(
+        !stderr(&out).contains(line),
+        "a dry run writes nothing: {}",
+        stderr(&out)
+    );
+    let out = dir.run(&["update", "--image-reference", "nginx:1.27"]);
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(err.lines().last().unwrap_or("").ends_with(line), "{err}");
+    let out = dir.run(&["update", "--image-reference", "nginx:1.27"]);
+    assert_exit(&out, 0);
+    assert!(
+        !stderr(&out).contains(line),
+        "nothing changed: {}",
+        stderr(&out)
+    );
+}

@@ -6,7 +6,7 @@ mod git_support;
 
 use std::path::Path;
 
-use git_support::{run, Env};
+use git_support::{request_path, run, Answer, Env, Fake};
 
 const FILES: &[(&str, &str)] = &[
     ("deploy/app.yaml", "image: bitnami/nginx:1.24\n"),
@@ -772,4 +772,429 @@ fn pushes_over_https_and_checks_the_certificate() {
     );
     let subject = env.git(&bare, &["log", "-1", "--format=%s", "main"]);
     assert_eq!(subject.trim(), "over https");
+}
+
+/// Sends every request to the same path on `port`.
+fn redirect_to(head: &str, port: u16) -> String {
+    format!(
+        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}{}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        request_path(head)
+    )
+}
+
+/// Asks for basic auth, whatever the request.
+fn ask_for_password(_head: &str, _: u16) -> String {
+    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+     Content-Length: 0\r\nConnection: close\r\n\r\n"
+        .to_string()
+}
+
+#[test]
+fn credentials_are_not_sent_to_the_other_origin_a_redirect_points_at() {
+    let env = Env::new();
+    let password = "s3cret-Redirect";
+    // A different port is a different origin, as another host would be.
+    let elsewhere = Fake::start(Answer::Http(ask_for_password), 0);
+    let redirector = Fake::start(Answer::Http(redirect_to), elsewhere.port);
+    let url = format!(
+        "http://alice:{password}@127.0.0.1:{}/git/remote.git",
+        redirector.port
+    );
+    let (code, out, err) = run(env.cru().args(["list", "--repository", &url]));
+    assert_eq!(code, 3, "{err}");
+    let asked = elsewhere.requests();
+    assert!(!asked.is_empty(), "the redirect was followed: {err}");
+    for head in &asked {
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization:"),
+            "credentials went to the other origin: {head}"
+        );
+    }
+    assert!(err.contains("only to its own"), "{err}");
+    assert!(!out.contains(password) && !err.contains(password), "{err}");
+}
+
+/// Every file under `dir` that holds `secret`.
+fn files_holding(dir: &Path, secret: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if String::from_utf8_lossy(&std::fs::read(&path).unwrap()).contains(secret) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_clone_is_private_and_stores_no_password_yet_fetches_and_pushes_with_it() {
+    use cru::git::{Checkout, CommitSpec, Outcome};
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let password = "s3cret-Pa55word";
+    let server = env.http_git(env.dir.path(), "alice", password);
+    let url = format!(
+        "http://alice:{password}@127.0.0.1:{}/git/remote.git",
+        server.port
+    );
+    let checkout = Checkout::clone_with(&url, None, TIMEOUTS).unwrap();
+    let root = checkout.workdir().to_path_buf();
+    for dir in [&root, root.parent().unwrap()] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is mode {mode:o}", dir.display());
+    }
+    let config = std::fs::read_to_string(root.join(".git/config")).unwrap();
+    assert!(
+        config.contains(&format!(
+            "url = http://127.0.0.1:{}/git/remote.git",
+            server.port
+        )),
+        "{config}"
+    );
+    assert_eq!(files_holding(&root, password), Vec::<String>::new());
+
+    // Fetching and pushing still authenticate, with the password from memory.
+    checkout.refresh().unwrap();
+    let spec = CommitSpec {
+        message: "from memory".into(),
+        ..CommitSpec::default()
+    };
+    let outcome = checkout
+        .update(Some(&spec), false, |workdir, _| {
+            std::fs::write(workdir.join("README.md"), "changed\n")?;
+            Ok(vec!["README.md".into()])
+        })
+        .unwrap();
+    assert!(
+        matches!(outcome, Outcome::Committed { pushed: true, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(env.show(&bare, "main", "README.md"), "changed\n");
+    assert_eq!(files_holding(&root, password), Vec::<String>::new());
+}
+
+/// `git clone` of `bare` into a working tree `name`.
+fn work_clone(env: &Env, bare: &Path, name: &str) -> std::path::PathBuf {
+    let work = env.path(name);
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    work
+}
+
+#[test]
+fn changes_without_commit_end_with_the_go_tools_skipping_line() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = work_clone(&env, &bare, "work");
+    let line = "INFO: no commit message, skipping commit and push";
+    let update = |repository: &str, tag: &str, extra: &[&str]| {
+        run(env
+            .cru()
+            .args(["update", "--repository", repository, "--image-reference"])
+            .arg(format!("bitnami/nginx:{tag}"))
+            .args(extra))
+    };
+    for repository in [file_url(&bare), work.display().to_string()] {
+        let (code, _, err) = update(&repository, "1.25", &[]);
+        assert_eq!(code, 0, "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.ends_with(line), "{repository}: {err}");
+    }
+    // No change, a dry run or a commit: nothing is skipped.
+    for extra in [&[][..], &["--dry-run"], &["--commit", "bump"]] {
+        let tag = if extra.is_empty() { "1.25" } else { "1.26" };
+        if extra.first() == Some(&"--commit") {
+            env.git(&work, &["checkout", "--", "."]);
+        }
+        let (code, _, err) = update(work.to_str().unwrap(), tag, extra);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains(line), "{extra:?}: {err}");
+    }
+}
+
+/// The bounds of every in-process git operation in these tests: libgit2 keeps the connect
+/// and stall timeouts per process, so all use the same ones.
+const TIMEOUTS: cru::git::Timeouts = cru::git::Timeouts {
+    connect: std::time::Duration::from_secs(5),
+    stall: std::time::Duration::from_secs(3),
+    total: std::time::Duration::from_secs(60),
+};
+
+/// Runs `op` on a thread; its error, or a failure when it is still running after `limit`.
+fn fails_within<T: Send + 'static>(
+    what: &str,
+    limit: std::time::Duration,
+    op: impl FnOnce() -> Result<T, cru::git::GitError> + Send + 'static,
+) -> std::thread::JoinHandle<String> {
+    let what = what.to_string();
+    std::thread::spawn(move || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(op().err().map(|e| e.to_string()));
+        });
+        match rx.recv_timeout(limit) {
+            Ok(Some(message)) => message,
+            Ok(None) => panic!("{what}: succeeded against a server that never answers"),
+            Err(_) => panic!("{what}: still waiting after {limit:?}"),
+        }
+    })
+}
+
+#[test]
+fn git_network_operations_against_a_stalling_server_fail_within_the_bound() {
+    use cru::git::{probe_with, Checkout, CommitSpec};
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let silent = Fake::start(Answer::Bytes(b""), 0);
+    let http_head = Fake::start(
+        Answer::Bytes(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-git-"),
+        0,
+    );
+    let ssh_banner = Fake::start(Answer::Bytes(b"SSH-2.0-OpenSSH_9.6\r\n"), 0);
+    let limit = TIMEOUTS.stall * 10;
+
+    // A clone whose origin then stalls (fetch), and a working tree whose upstream stalls (push).
+    let clone = Checkout::clone_with(&file_url(&bare), None, TIMEOUTS).unwrap();
+    let stalling = format!("git://127.0.0.1:{}/remote.git", silent.port);
+    env.git(clone.workdir(), &["remote", "set-url", "origin", &stalling]);
+    let work = work_clone(&env, &bare, "work");
+    env.git(&work, &["remote", "set-url", "origin", &stalling]);
+    let local = Checkout::new_with(work.to_str().unwrap(), None, TIMEOUTS).unwrap();
+
+    let port = |f: &Fake| f.port;
+    let mut waits = Vec::new();
+    for (what, url) in [
+        (
+            "http, silent",
+            format!("http://127.0.0.1:{}/r.git", port(&silent)),
+        ),
+        (
+            "http, half a head",
+            format!("http://127.0.0.1:{}/r.git", port(&http_head)),
+        ),
+        (
+            "git://, silent",
+            format!("git://127.0.0.1:{}/r.git", port(&silent)),
+        ),
+        (
+            "ssh, banner only",
+            format!("ssh://git@127.0.0.1:{}/r.git", port(&ssh_banner)),
+        ),
+    ] {
+        let u = url.clone();
+        waits.push((
+            format!("clone over {what}"),
+            fails_within(what, limit, move || {
+                Checkout::clone_with(&u, None, TIMEOUTS)
+            }),
+        ));
+        waits.push((
+            format!("probe over {what}"),
+            fails_within(what, limit, move || probe_with(&url, "main", TIMEOUTS)),
+        ));
+    }
+    for (what, wait) in waits {
+        let message = wait.join().unwrap();
+        assert!(
+            message.contains("cru's git stall timeout"),
+            "{what}: {message}"
+        );
+        assert!(message.contains("3 s"), "{what}: {message}");
+    }
+
+    let fetched = clone.refresh().unwrap_err().to_string();
+    assert!(fetched.starts_with("fetch failed"), "{fetched}");
+    assert!(fetched.contains("cru's git stall timeout"), "{fetched}");
+    let spec = CommitSpec {
+        message: "bump".into(),
+        push: true,
+        ..CommitSpec::default()
+    };
+    let pushed = local
+        .update(Some(&spec), false, |workdir, _| {
+            std::fs::write(workdir.join("README.md"), "changed\n")?;
+            Ok(vec!["README.md".into()])
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(pushed.starts_with("push failed"), "{pushed}");
+    assert!(pushed.contains("cru's git stall timeout"), "{pushed}");
+}
+
+#[test]
+fn a_git_operation_past_its_total_deadline_is_stopped() {
+    let env = Env::new();
+    let _bare = env.bare_repo("remote", FILES, &[]);
+    let daemon = env.git_daemon(env.dir.path());
+    let url = format!("git://127.0.0.1:{}/remote.git", daemon.port);
+    let none = cru::git::Timeouts {
+        total: std::time::Duration::ZERO,
+        ..TIMEOUTS
+    };
+    let err = cru::git::Checkout::clone_with(&url, None, none)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with(": gave up after 0 ms, cru's limit for one git network operation"),
+        "{err}"
+    );
+}
+
+/// A working tree `work` (from a bare `remote`) with the repository `inner` checked out as
+/// the submodule `sub`, both holding an nginx reference.
+fn with_submodule(env: &Env) -> std::path::PathBuf {
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let inner = env.bare_repo("inner", &[("app.yaml", "image: bitnami/nginx:1.24\n")], &[]);
+    let work = work_clone(env, &bare, "work");
+    env.git(
+        &work,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            inner.to_str().unwrap(),
+            "sub",
+        ],
+    );
+    env.git(&work, &["commit", "-q", "-m", "add the submodule"]);
+    work
+}
+
+#[test]
+fn files_in_a_submodule_are_refused_before_anything_is_written() {
+    let env = Env::new();
+    let work = with_submodule(&env);
+    let head = env.rev(&work, "HEAD");
+    let update = |extra: &[&str]| {
+        run(env
+            .cru()
+            .args([
+                "update",
+                "--repository",
+                work.to_str().unwrap(),
+                "--image-reference",
+                "bitnami/nginx:1.25",
+                "--commit",
+                "bump",
+            ])
+            .args(extra))
+    };
+    // A dry run does not promise a commit that cannot be made.
+    let (code, _, err) = update(&["--dry-run"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("inside the submodule sub"), "{err}");
+    let (code, _, err) = update(&[]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("sub/app.yaml would change inside the submodule sub"),
+        "{err}"
+    );
+    assert!(err.contains("no file was updated"), "{err}");
+    assert!(!err.contains("D/F"), "{err}");
+    assert_eq!(env.git(&work, &["status", "--porcelain"]), "");
+    assert_eq!(env.git(&work.join("sub"), &["status", "--porcelain"]), "");
+    assert_eq!(env.rev(&work, "HEAD"), head);
+
+    // Left out as the message says, the rest is updated and committed.
+    std::fs::write(work.join(".cruignore"), "sub/\n").unwrap();
+    let (code, _, err) = update(&[]);
+    assert_eq!(code, 0, "{err}");
+    let changed = env.git(&work, &["show", "--format=", "--name-only", "HEAD"]);
+    assert_eq!(changed.trim(), "deploy/app.yaml");
+    assert_eq!(env.git(&work.join("sub"), &["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_symlink_path_commits_its_target_inside_the_repository() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let work = work_clone(&env, &bare, "work");
+    std::os::unix::fs::symlink("deploy/app.yaml", work.join("link.yaml")).unwrap();
+    std::os::unix::fs::symlink("deploy", work.join("k8s")).unwrap();
+    env.git(&work, &["add", "link.yaml", "k8s"]);
+    env.git(&work, &["commit", "-q", "-m", "links"]);
+    for (path, tag) in [("link.yaml", "1.25"), ("k8s", "1.26")] {
+        let before = env.rev(&work, "HEAD");
+        let (code, _, err) = run(env.cru().args([
+            "update",
+            "--repository",
+            work.to_str().unwrap(),
+            "--image-reference",
+            &format!("bitnami/nginx:{tag}"),
+            "--commit",
+            &format!("bump via {path}"),
+            path,
+        ]));
+        assert_eq!(code, 0, "{path}: {err}");
+        assert_eq!(env.rev(&work, "HEAD^"), before, "{path}: one new commit");
+        let changed = env.git(&work, &["show", "--format=", "--name-only", "HEAD"]);
+        assert_eq!(changed.trim(), "deploy/app.yaml", "{path}");
+        assert_eq!(
+            env.show(&work, "HEAD", "deploy/app.yaml"),
+            format!("image: bitnami/nginx:{tag}\n")
+        );
+        assert_eq!(env.git(&work, &["status", "--porcelain"]), "", "{path}");
+        assert!(work
+            .join(path)
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
+
+#[test]
+fn a_file_in_head_that_is_now_a_folder_is_refused_with_what_to_do() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", &[("config", "no references\n")], &[]);
+    let work = work_clone(&env, &bare, "work");
+    // `config` is now an (ignored) folder with a reference in it.
+    std::fs::remove_file(work.join("config")).unwrap();
+    std::fs::create_dir(work.join("config")).unwrap();
+    let app = "image: bitnami/nginx:1.24\n";
+    std::fs::write(work.join("config/app.yaml"), app).unwrap();
+    std::fs::write(work.join(".git/info/exclude"), "config/\n").unwrap();
+    let head = env.rev(&work, "HEAD");
+    let (code, _, err) = run(env.cru().args([
+        "update",
+        "--repository",
+        work.to_str().unwrap(),
+        "--image-reference",
+        "bitnami/nginx:1.25",
+        "--commit",
+        "bump",
+        "config/app.yaml",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "config/app.yaml cannot be committed: in the last commit config is a file, and now \
+             it is a folder"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("commit the change that replaced it"), "{err}");
+    assert!(err.contains("no file was updated"), "{err}");
+    assert!(!err.contains("D/F conflict when"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("config/app.yaml")).unwrap(),
+        app
+    );
+    assert_eq!(env.rev(&work, "HEAD"), head);
 }

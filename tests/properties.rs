@@ -31,6 +31,14 @@ fn qualified() -> impl Strategy<Value = String> {
         .prop_filter_map(
             "a name with a / and a tag or digest",
             |(h, path, tag, digest)| {
+                // A registry host inside a path (`debug/gcr.io/x:1`) is a path, left out too.
+                let nested_host = path.iter().skip(1).any(|c| {
+                    c.rsplit_once('.')
+                        .is_some_and(|(_, tld)| matches!(tld, "io" | "com" | "org" | "net" | "dev"))
+                });
+                if h.is_none() && !path[0].contains('.') && nested_host {
+                    return None;
+                }
                 let mut name = path.join("/");
                 if let Some(h) = h {
                     name = format!("{h}/{name}");
@@ -43,6 +51,10 @@ fn qualified() -> impl Strategy<Value = String> {
                     .as_deref()
                     .is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()));
                 if numeric && path.last().is_some_and(|c| c.contains('.')) {
+                    return None;
+                }
+                // An ellipsis ends a reference (`:latest...ERRO` in logs), also left out.
+                if tag.as_deref().is_some_and(|t| t.contains("...")) {
                     return None;
                 }
                 let mut text = name;

@@ -1,5 +1,6 @@
 //! The registry layer against the real distribution registry, checked with skopeo, and
-//! through the fault-injecting proxy for retries, rate limits and request counts.
+//! through the fault-injecting proxy for retries, rate limits and request counts; hostile
+//! registries (lying, stalling, flooding, sending credentials elsewhere) are in-process fakes.
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cru::reference::Reference;
 use cru::registry::{Error, Platform, Resolver, ResolverOptions, RetryPolicy};
-use support::fake::{fake_manifest, FakeRegistry};
+use support::fake::{fake_manifest, FakeRegistry, Hostile, Reply, Seen};
 use support::registry::{sha256, Proxy, Registry};
 
 /// Options isolated from the user's settings: an empty registries.conf and docker config.
@@ -561,4 +562,465 @@ fn tag_list_pages_are_followed_until_a_link_repeats() {
         .filter(|l| l.contains("/tags/list"))
         .count();
     assert_eq!(lists, 2, "{:#?}", fake.log());
+}
+
+// ---- Hostile registries: what a registry says is checked before it is used or written.
+
+const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn header(k: &str, v: impl Into<String>) -> (String, String) {
+    (k.to_owned(), v.into())
+}
+
+/// An open registry whose manifests all have `DIGEST_A`, and whose tag list is `tags`.
+fn open_registry(tags: impl Fn(&Seen, u16) -> Reply + Send + Sync + 'static) -> Hostile {
+    Hostile::start(move |seen, port| {
+        if seen.target.contains("/tags/list") {
+            tags(seen, port)
+        } else if seen.target.contains("/manifests/") {
+            Reply::Answer(200, vec![header("Docker-Content-Digest", DIGEST_A)], vec![])
+        } else {
+            Reply::Answer(200, vec![], vec![])
+        }
+    })
+}
+
+fn heads(fake: &Hostile) -> Vec<String> {
+    fake.seen()
+        .into_iter()
+        .filter(|s| s.method == "HEAD")
+        .map(|s| s.target)
+        .collect()
+}
+
+#[test]
+fn listed_tags_outside_the_tag_grammar_are_never_asked_about_or_chosen() {
+    // Issue 10 item 1a: a "tag" with a newline and YAML after it was written into a manifest.
+    let fake = open_registry(|_, _| {
+        Reply::json(
+            r#"{"name":"app","tags":["latest","1.2.3.4.5-x\ncommand: [\"sh\",\"-c\",\"id\"]","9.9.9.9.9 x","1.0",".hidden","-dash"]}"#,
+        )
+    });
+    let (choices, logs) = capture_logs(|| {
+        Env::new()
+            .resolver()
+            .resolve_tags(&refs(&fake.host(), &["app:latest"]))
+    });
+    let choices = choices.unwrap();
+    assert_eq!(choices[0].matching, ["1.0", "latest"]);
+    assert_eq!(choices[0].best, "1.0");
+    assert_eq!(
+        heads(&fake),
+        ["/v2/app/manifests/latest", "/v2/app/manifests/1.0"]
+    );
+    assert!(logs.contains("ignored 4 listed tags"), "{logs}");
+}
+
+#[test]
+fn a_manifest_body_past_4_mib_fails_while_streaming_and_is_never_hashed() {
+    // Issue 10 item 17: a chunked body had no length to refuse and was read whole.
+    let fake = Hostile::start(|seen, _| match seen.method.as_str() {
+        "GET" if seen.target.contains("/manifests/") => Reply::Chunked(
+            vec![header(
+                "Content-Type",
+                "application/vnd.oci.image.manifest.v1+json",
+            )],
+            b'A',
+            16 << 20,
+        ),
+        _ => Reply::Answer(200, vec![], vec![]),
+    });
+    let err = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&fake.host(), &["app:1"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Registry { reason, .. } if reason.contains("larger than 4096 KiB")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_body_that_is_not_a_manifest_is_never_hashed_into_a_digest() {
+    // Issue 10 item 17: without Docker-Content-Digest, any body's sha256 was pinned.
+    let fake = Hostile::start(|seen, _| {
+        let tag = seen.target.rsplit('/').next().unwrap_or("").to_owned();
+        match (seen.method.as_str(), tag.as_str()) {
+            ("GET", "html") => Reply::Answer(
+                200,
+                vec![header("Content-Type", "text/html")],
+                b"<html>login</html>".to_vec(),
+            ),
+            ("GET", "json") => Reply::json(r#"{"hello":"world"}"#),
+            ("GET", "ok") => Reply::Answer(
+                200,
+                vec![header(
+                    "Content-Type",
+                    "application/vnd.oci.image.manifest.v1+json",
+                )],
+                fake_manifest("app", "ok").into_bytes(),
+            ),
+            _ => Reply::Answer(200, vec![], vec![]),
+        }
+    });
+    let resolver = Env::new().resolver();
+    for tag in ["html", "json"] {
+        let err = resolver
+            .resolve_digests(&refs(&fake.host(), &[&format!("app:{tag}")]))
+            .unwrap_err();
+        assert!(matches!(err, Error::Registry { .. }), "{tag}: {err:?}");
+    }
+    assert_eq!(
+        resolver
+            .resolve_digests(&refs(&fake.host(), &["app:ok"]))
+            .unwrap(),
+        [sha256(fake_manifest("app", "ok").as_bytes())]
+    );
+}
+
+#[test]
+fn a_tag_list_longer_than_the_cap_across_pages_fails_before_any_listed_tag_is_asked() {
+    // Issue 10 items 17 and 20c: one page of 300k tags made 300k HEADs; the cap counted
+    // only between pages, and a cut list only warned.
+    let fake = open_registry(|seen, _| {
+        let second = seen.target.contains("last=");
+        let tags: Vec<String> = (0..60_000)
+            .map(|i| format!("\"{}{i}\"", if second { "b" } else { "a" }))
+            .collect();
+        let mut extra = vec![header("Content-Type", "application/json")];
+        if !second {
+            extra.push(header(
+                "Link",
+                r#"</v2/app/tags/list?n=1000&last=a59999>; rel="next""#,
+            ));
+        }
+        Reply::Answer(
+            200,
+            extra,
+            format!(r#"{{"tags":[{}]}}"#, tags.join(",")).into_bytes(),
+        )
+    });
+    let err = Env::new()
+        .resolver()
+        .resolve_tags(&refs(&fake.host(), &["app:latest"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Registry { reason, .. } if reason.contains("more than 100000 tags")),
+        "{err:?}"
+    );
+    // Only the reference's own tag, asked while the list was read.
+    assert!(heads(&fake).len() <= 1, "{:?}", heads(&fake).len());
+}
+
+#[test]
+fn a_tag_list_past_the_page_limit_fails_the_lookup() {
+    // Issue 10 item 20c: the list was cut after 100 pages with a warning and ranked anyway.
+    let fake = open_registry(|seen, _| {
+        let page: usize = seen
+            .target
+            .split("last=t")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .map_or(0, |n: usize| n + 1);
+        Reply::Answer(
+            200,
+            vec![
+                header("Content-Type", "application/json"),
+                header(
+                    "Link",
+                    format!(r#"</v2/app/tags/list?n=1&last=t{page}>; rel="next""#),
+                ),
+            ],
+            format!(r#"{{"tags":["t{page}"]}}"#).into_bytes(),
+        )
+    });
+    let err = Env::new()
+        .resolver()
+        .resolve_tags(&refs(&fake.host(), &["app:latest"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Registry { reason, .. } if reason.contains("past 100 pages")),
+        "{err:?}"
+    );
+    let lists = fake
+        .seen()
+        .iter()
+        .filter(|s| s.target.contains("/tags/list"))
+        .count();
+    assert_eq!(lists, 100);
+}
+
+#[test]
+fn a_next_page_on_another_origin_fails_the_lookup_and_gets_no_request() {
+    // Issue 10 item 6: an absolute Link got the registry's Authorization and was trusted.
+    let elsewhere = Hostile::start(|_, _| Reply::json(r#"{"tags":["9.9.9"]}"#));
+    let next = format!("http://{}/v2/app/tags/list?last=1", elsewhere.host());
+    let registry = Hostile::start(move |seen, _| {
+        if seen.headers.get("authorization").map(String::as_str) != Some(&*basic_auth()) {
+            return Reply::Answer(
+                401,
+                vec![header("WWW-Authenticate", r#"Basic realm="r""#)],
+                vec![],
+            );
+        }
+        if seen.target.contains("/tags/list") {
+            Reply::Answer(
+                200,
+                vec![
+                    header("Content-Type", "application/json"),
+                    header("Link", format!(r#"<{next}>; rel="next""#)),
+                ],
+                br#"{"tags":["latest","1"]}"#.to_vec(),
+            )
+        } else {
+            Reply::Answer(200, vec![header("Docker-Content-Digest", DIGEST_A)], vec![])
+        }
+    });
+    let env = Env::new().with_docker_config(&format!(
+        r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+        registry.host(),
+        b64(&format!("{USER}:{PASSWORD}"))
+    ));
+    let err = env
+        .resolver()
+        .resolve_tags(&refs(&registry.host(), &["app:latest"]))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("another origin") && text.contains(&format!("http://{}", elsewhere.host())),
+        "{text}"
+    );
+    assert!(!text.contains("last=1"), "{text}");
+    assert_eq!(elsewhere.connections(), 0);
+}
+
+fn basic_auth() -> String {
+    format!("Basic {}", b64(&format!("{USER}:{PASSWORD}")))
+}
+
+/// A registry on 127.0.0.1 with a bearer challenge naming `realm` (`{port}` is its own
+/// port), whose manifests want `Bearer tok` and all have `DIGEST_A`.
+fn bearer_registry(realm: String) -> Hostile {
+    Hostile::start(move |seen, port| {
+        if seen.headers.get("authorization").map(String::as_str) != Some("Bearer tok") {
+            let realm = realm.replace("{port}", &port.to_string());
+            return Reply::Answer(
+                401,
+                vec![header(
+                    "WWW-Authenticate",
+                    format!(r#"Bearer realm="{realm}",service="s""#),
+                )],
+                vec![],
+            );
+        }
+        Reply::Answer(200, vec![header("Docker-Content-Digest", DIGEST_A)], vec![])
+    })
+}
+
+fn token_server(ip: &'static str) -> Hostile {
+    Hostile::start_on(ip, |_, _| Reply::json(r#"{"token":"tok"}"#))
+}
+
+#[test]
+fn credentials_never_go_to_a_token_realm_on_another_host() {
+    // Issue 10 item 5 (containerd's CVE-2020-15157): the realm got the registry's password.
+    let foreign = token_server("127.0.0.2");
+    let registry = bearer_registry(format!("http://{}/token", foreign.host()));
+    let env = Env::new().with_docker_config(&format!(
+        r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+        registry.host(),
+        b64(&format!("{USER}:{PASSWORD}"))
+    ));
+    let (got, logs) = capture_logs(|| {
+        env.resolver()
+            .resolve_digests(&refs(&registry.host(), &["app:1"]))
+    });
+    assert_eq!(got.unwrap(), [DIGEST_A]);
+    let asked = foreign.seen();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].headers.get("authorization"), None, "{asked:?}");
+    assert!(
+        logs.contains(&format!(
+            "not sending the credentials for {} to the token server {}",
+            registry.host(),
+            foreign.host()
+        )),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(PASSWORD) && !logs.contains(&basic_auth()),
+        "{logs}"
+    );
+}
+
+#[test]
+fn credentials_go_to_a_token_realm_on_the_same_host_on_another_port() {
+    let own = token_server("127.0.0.1");
+    let registry = bearer_registry(format!("http://{}/token", own.host()));
+    let env = Env::new().with_docker_config(&format!(
+        r#"{{"auths": {{"{}": {{"auth": "{}"}}}}}}"#,
+        registry.host(),
+        b64(&format!("{USER}:{PASSWORD}"))
+    ));
+    let got = env
+        .resolver()
+        .resolve_digests(&refs(&registry.host(), &["app:1"]))
+        .unwrap();
+    assert_eq!(got, [DIGEST_A]);
+    let asked = own.seen();
+    assert_eq!(asked[0].headers.get("authorization"), Some(&basic_auth()));
+}
+
+#[test]
+fn an_unreachable_token_server_is_named_by_host_and_not_the_registry() {
+    // Issue 10 item 21b: the error said "cannot reach <registry>".
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token_host = format!("127.0.0.1:{closed}");
+    let registry = bearer_registry(format!("http://{token_host}/token?account=me-secret"));
+    let resolver = Resolver::new(ResolverOptions {
+        retry: RetryPolicy {
+            retries: 1,
+            base_backoff: Duration::from_millis(10),
+            ..RetryPolicy::default()
+        },
+        ..Env::new().options()
+    })
+    .unwrap();
+    let err = resolver
+        .resolve_digests(&refs(&registry.host(), &["app:1"]))
+        .unwrap_err();
+    match &err {
+        Error::TokenServerUnreachable {
+            registry: r,
+            token_server,
+            ..
+        } => {
+            assert_eq!(r, &registry.host());
+            assert_eq!(token_server, &token_host);
+        }
+        other => panic!("expected TokenServerUnreachable, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "cannot reach the token server {token_host} of {}",
+            registry.host()
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("me-secret") && !text.contains("/token"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_registry_that_accepts_and_never_answers_fails_at_the_lookup_deadline() {
+    // Issue 10 item 18: 9 attempts of 30 s plus backoff, 282 s per lookup.
+    let fake = Hostile::start(|_, _| Reply::Silence);
+    let resolver = Resolver::new(ResolverOptions {
+        retry: RetryPolicy {
+            lookup_deadline: Duration::from_secs(1),
+            ..Env::new().options().retry
+        },
+        ..Env::new().options()
+    })
+    .unwrap();
+    let err = resolver
+        .resolve_digests(&refs(&fake.host(), &["app:1"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Unreachable { reason, .. } if reason.contains("lookup deadline of 1s")),
+        "{err:?}"
+    );
+    assert_eq!(fake.seen().len(), 1, "no retry fits in the deadline");
+}
+
+#[test]
+fn tls_errors_are_not_retried() {
+    // Issue 10 item 18: certificate and handshake errors were retried 9 times.
+    let not_tls = Hostile::raw(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    let registry = bearer_registry(format!("https://{}/token", not_tls.host()));
+    let err = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&registry.host(), &["app:1"]))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TokenServerUnreachable { .. }),
+        "{err:?}"
+    );
+    assert_eq!(not_tls.connections(), 1, "{err}");
+}
+
+#[test]
+fn oversized_answer_headers_are_not_retried() {
+    let fake = Hostile::start(|seen, _| {
+        if seen.method == "HEAD" {
+            Reply::Answer(200, vec![header("X-Padding", "a".repeat(1 << 20))], vec![])
+        } else {
+            Reply::Answer(200, vec![], vec![])
+        }
+    });
+    let err = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&fake.host(), &["app:1"]))
+        .unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+    assert_eq!(heads(&fake).len(), 1, "{err}");
+}
+
+#[test]
+fn a_408_is_retried_like_a_5xx() {
+    let timeouts = std::sync::atomic::AtomicUsize::new(0);
+    let fake = Hostile::start(move |seen, _| {
+        if seen.method == "HEAD" && timeouts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+        {
+            return Reply::Answer(408, vec![], vec![]);
+        }
+        Reply::Answer(200, vec![header("Docker-Content-Digest", DIGEST_A)], vec![])
+    });
+    let got = Env::new()
+        .resolver()
+        .resolve_digests(&refs(&fake.host(), &["app:1"]))
+        .unwrap();
+    assert_eq!(got, [DIGEST_A]);
+    assert_eq!(heads(&fake).len(), 2);
+}
+
+#[test]
+fn a_credential_helper_whose_child_keeps_stdout_open_still_gives_its_credentials() {
+    // Issue 10 item 18: reading to EOF waited 60 s for the grandchild, then dropped them.
+    let reg = Registry::start_with_htpasswd(USER, PASSWORD);
+    let digest = reg.push_oci("private/app", "x", &["1"]);
+    let env = Env::new().with_docker_config(&format!(
+        r#"{{"credHelpers": {{"{}": "cru-test-lingering"}}}}"#,
+        reg.host()
+    ));
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-cru-test-lingering");
+    let pid_file = env.path().join("grandchild.pid");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\nsleep 300 &\necho $! > '{}'\n\
+             printf '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    prepend_path(&bin);
+    let got = env
+        .resolver()
+        .resolve_digests(&refs(&reg.host(), &["private/app:1"]));
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
+    assert_eq!(got.unwrap(), [digest]);
 }

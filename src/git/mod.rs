@@ -6,11 +6,16 @@
 //! working tree and returns the paths it changed. This module deliberately never force-pushes,
 //! never switches the branch of a user's working tree, never commits a file that had changes
 //! of the user's own, and never prompts for credentials (see [`auth`]). Every message names
-//! the repository with its password redacted ([`redact_url`]). Credentials live in `auth`,
-//! connecting and pushing in `transport`, URL handling in [`url`].
+//! the repository with its password redacted ([`redact_url`]), never commits into a
+//! submodule, and never waits on a network without a bound ([`Timeouts`]). Credentials live
+//! in `auth` (given only to the repository's own origin, never stored in a clone),
+//! connecting and pushing in `transport`, the bounds in `deadline`, URL handling in [`url`].
 
 mod auth;
+mod deadline;
+mod error;
 mod transport;
+mod tree;
 pub mod url;
 
 use std::cell::RefCell;
@@ -19,125 +24,20 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType, Signature};
+use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType};
 
-use transport::{auth_hint, fetch_options, push_local, push_network, Pushed};
+use deadline::Deadline;
+pub use deadline::Timeouts;
+use error::branch_suffix;
+pub use error::{ChangeError, GitError, Step};
+use transport::{fetch_options, hint, push_local, push_network, Pushed};
+use tree::{signature, smudge_modified, tree_conflict, GITLINK};
 pub use url::{redact_url, Location};
 
 /// How often an update is re-applied on a branch that keeps moving before cru gives up. Each
 /// round lets at least one of the racing writers through, so this is also how many writers
 /// racing on one branch are sure to all land.
 pub const PUSH_ATTEMPTS: u32 = 10;
-
-/// A boxed error from the function that updates the working tree.
-pub type ChangeError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The step of the git work that failed, as named in messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Opening a local repository.
-    Open,
-    /// Cloning a remote.
-    Clone,
-    /// Checking out the branch.
-    Checkout,
-    /// Committing the changed files.
-    Commit,
-    /// Fetching the new tip of the branch.
-    Fetch,
-    /// Pushing the commit.
-    Push,
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Step::Open => "open",
-            Step::Clone => "clone",
-            Step::Checkout => "checkout",
-            Step::Commit => "commit",
-            Step::Fetch => "fetch",
-            Step::Push => "push",
-        })
-    }
-}
-
-/// Why the git work failed. URLs in here are redacted.
-#[derive(Debug, thiserror::Error)]
-pub enum GitError {
-    /// A git operation failed.
-    #[error("{step} failed for {url}{}: {message}", branch_suffix(.branch))]
-    Step {
-        /// What was being done.
-        step: Step,
-        /// The repository, redacted.
-        url: String,
-        /// The branch, when known.
-        branch: Option<String>,
-        /// What went wrong (secrets scrubbed).
-        message: String,
-    },
-    /// The branch asked for does not exist.
-    #[error("checkout failed for {url}: branch {branch:?} does not exist")]
-    NoSuchBranch {
-        /// The repository, redacted.
-        url: String,
-        /// The branch asked for.
-        branch: String,
-    },
-    /// Files cru would change have changes of the user's own.
-    #[error(
-        "commit refused in {url}: cru commits only its own changes, and these files it would \
-         change have uncommitted changes of yours: {} (commit or stash them first); no file \
-         was updated",
-        .files.join(", ")
-    )]
-    Uncommitted {
-        /// The repository.
-        url: String,
-        /// The files, relative to the repository root.
-        files: Vec<String>,
-    },
-    /// The branch kept moving.
-    #[error(
-        "push failed for {url} (branch {branch}): the branch kept moving, \
-         gave up after {attempts} attempts"
-    )]
-    KeptMoving {
-        /// The repository, redacted.
-        url: String,
-        /// The branch.
-        branch: String,
-        /// How many times the update was applied.
-        attempts: u32,
-    },
-    /// A changed path is not inside the working tree.
-    #[error("{url}: {path} is outside the repository")]
-    Outside {
-        /// The repository, redacted.
-        url: String,
-        /// The path.
-        path: String,
-    },
-    /// Updating the files failed.
-    #[error("updating files in {url}{}", branch_suffix(.branch))]
-    Change {
-        /// The repository, redacted.
-        url: String,
-        /// The branch, when known.
-        branch: Option<String>,
-        /// Why.
-        #[source]
-        source: ChangeError,
-    },
-}
-
-fn branch_suffix(branch: &Option<String>) -> String {
-    branch
-        .as_ref()
-        .map(|b| format!(" (branch {b})"))
-        .unwrap_or_default()
-}
 
 /// How to commit: `--commit`, `--username`, `--email`, `--push`.
 #[derive(Debug, Clone, Default)]
@@ -182,6 +82,7 @@ pub struct Checkout {
     shown: String,
     branch: Option<String>,
     remote: bool,
+    timeouts: Timeouts,
     // Declared last so the repository is closed before its directory is removed.
     _temp: Option<tempfile::TempDir>,
 }
@@ -198,15 +99,30 @@ impl fmt::Debug for Checkout {
 
 impl Checkout {
     /// Opens `--repository`: a local working tree in place, a URL cloned with `branch` checked
-    /// out (default: the remote's default branch).
+    /// out (default: the remote's default branch). Network operations get the default
+    /// [`Timeouts`].
     pub fn new(repository: &str, branch: Option<&str>) -> Result<Checkout, GitError> {
+        Checkout::new_with(repository, branch, Timeouts::default())
+    }
+
+    /// As [`Checkout::new`], with every network operation (the clone, later fetches and
+    /// pushes) bounded by `timeouts`.
+    pub fn new_with(
+        repository: &str,
+        branch: Option<&str>,
+        timeouts: Timeouts,
+    ) -> Result<Checkout, GitError> {
         match Location::parse(repository) {
             // A bare repository on disk has no working tree to update: clone it like a URL.
             Location::Path(path) if Repository::open_bare(&path).is_ok() => {
-                Checkout::clone(repository, branch)
+                Checkout::clone_with(repository, branch, timeouts)
             }
-            Location::Path(path) => Checkout::open(&path, branch),
-            Location::Remote(url) => Checkout::clone(&url, branch),
+            Location::Path(path) => {
+                let mut checkout = Checkout::open(&path, branch)?;
+                checkout.timeouts = timeouts;
+                Ok(checkout)
+            }
+            Location::Remote(url) => Checkout::clone_with(&url, branch, timeouts),
         }
     }
 
@@ -248,12 +164,24 @@ impl Checkout {
             shown,
             branch: current,
             remote: false,
+            timeouts: Timeouts::default(),
             _temp: None,
         })
     }
 
-    /// Clones `url` into a temporary directory and checks out `branch`.
+    /// Clones `url` into a temporary directory and checks out `branch`, with the default
+    /// [`Timeouts`].
     pub fn clone(url: &str, branch: Option<&str>) -> Result<Checkout, GitError> {
+        Checkout::clone_with(url, branch, Timeouts::default())
+    }
+
+    /// As [`Checkout::clone`], with the clone and every later fetch and push bounded by
+    /// `timeouts`.
+    pub fn clone_with(
+        url: &str,
+        branch: Option<&str>,
+        timeouts: Timeouts,
+    ) -> Result<Checkout, GitError> {
         let shown = redact_url(url);
         let fail = |step: Step, message: &str| GitError::Step {
             step,
@@ -261,18 +189,26 @@ impl Checkout {
             branch: branch.map(str::to_string),
             message: url::scrub(message, url),
         };
+        // Private: the clone is the user's repository, readable by nobody else on the machine.
         let temp = tempfile::Builder::new()
             .prefix("cru-clone-")
             .tempdir()
+            .and_then(|t| make_private(t.path()).map(|()| t))
             .map_err(|e| fail(Step::Clone, &format!("creating a temporary directory: {e}")))?;
         let creds = RefCell::new(auth::Credentials::new(
             url,
             git2::Config::open_default().ok(),
         ));
+        // The remote URL kept in `.git/config` holds no secret: they stay in memory and reach
+        // the server through the credentials callback only.
+        let dir = temp.path().join("repo");
+        let deadline = Deadline::start(&timeouts);
         let cloned = RepoBuilder::new()
-            .fetch_options(fetch_options(url, &creds))
-            .clone(url, &temp.path().join("repo"));
-        let repo = cloned.map_err(|e| fail(Step::Clone, &auth_hint(&e, &creds)))?;
+            .fetch_options(fetch_options(url, &creds, deadline))
+            .clone(&url::connect_url(url), &dir);
+        let repo = cloned.map_err(|e| fail(Step::Clone, &hint(&e, &creds, &deadline)))?;
+        make_private(&dir)
+            .map_err(|e| fail(Step::Clone, &format!("making the clone private: {e}")))?;
         tracing::info!("cloned {shown}");
 
         let branch = match branch {
@@ -316,6 +252,7 @@ impl Checkout {
             shown,
             branch: Some(branch),
             remote: true,
+            timeouts,
             _temp: Some(temp),
         })
     }
@@ -361,8 +298,8 @@ impl Checkout {
         let mut attempt = 1;
         loop {
             let base = self.repo.head().ok().and_then(|h| h.target());
-            if commit.is_some() && !dry_run && !self.remote {
-                self.refuse_own_changes(&mut change)?;
+            if commit.is_some() && !dry_run {
+                self.precheck(&mut change)?;
             }
             let changed = self.run_change(&mut change, dry_run)?;
             if changed.is_empty() {
@@ -383,6 +320,7 @@ impl Checkout {
             };
             let push = self.remote || spec.push;
             if dry_run {
+                self.committable(&changed)?;
                 tracing::info!(
                     "dry run: would commit {} files to {}{}{}",
                     changed.len(),
@@ -484,26 +422,46 @@ impl Checkout {
                 _ => return Err(outside()),
             }
         }
-        Ok(clean)
+        // A path through a symbolic link (a PATH that is one, or below a linked folder): the
+        // file written is the link's target, and that is what gets committed; committing the
+        // link would commit nothing.
+        let full = workdir.join(&clean);
+        let linked = full.ancestors().take(clean.components().count()).any(|p| {
+            p.symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        });
+        if !linked {
+            return Ok(clean);
+        }
+        let (Ok(root), Ok(target)) = (workdir.canonicalize(), full.canonicalize()) else {
+            return Ok(clean);
+        };
+        match target.strip_prefix(&root) {
+            Ok(inside) => Ok(inside.to_path_buf()),
+            Err(_) => Err(outside()),
+        }
     }
 
-    /// Fails, before anything is written, when a file the update would change has changes of
-    /// the user's own (staged, unstaged or untracked): committing it would commit those too.
-    fn refuse_own_changes<F>(&self, change: &mut F) -> Result<(), GitError>
+    /// Checks, before anything is written, what would stop the commit: files of the user's
+    /// own among those the update would change, files inside a submodule, a path that is a
+    /// file in one place and a folder in the other. This takes a preview of the update
+    /// (a dry run), made only when one of these can happen: the working tree has changes of
+    /// its own or a checked-out submodule. A working tree identical to HEAD has neither kind
+    /// of conflict.
+    fn precheck<F>(&self, change: &mut F) -> Result<(), GitError>
     where
         F: FnMut(&Path, bool) -> Result<Vec<PathBuf>, ChangeError>,
     {
-        let statuses = self.worktree_statuses(Step::Commit)?;
-        let dirty: BTreeSet<PathBuf> = statuses
-            .iter()
-            .filter(|s| !s.status().is_ignored())
-            .filter_map(|s| s.path().ok().map(PathBuf::from))
-            .collect();
-        if dirty.is_empty() {
+        let dirty = if self.remote {
+            BTreeSet::new()
+        } else {
+            self.dirty()?
+        };
+        if dirty.is_empty() && self.submodules().is_empty() {
             return Ok(());
         }
-        // Only now is a preview worth its cost: which files would the update touch?
         let would = self.run_change(change, true)?;
+        self.committable(&would)?;
         let files: Vec<String> = would
             .iter()
             .filter(|p| dirty.contains(*p))
@@ -517,6 +475,65 @@ impl Checkout {
                 files,
             })
         }
+    }
+
+    /// The checked-out submodules of the working tree (paths of gitlinks in the index
+    /// whose folder holds a repository).
+    fn submodules(&self) -> Vec<PathBuf> {
+        let Ok(index) = self.repo.index() else {
+            return Vec::new();
+        };
+        let workdir = self.workdir();
+        index
+            .iter()
+            .filter(|e| e.mode == GITLINK)
+            .filter_map(|e| String::from_utf8(e.path).ok().map(PathBuf::from))
+            .filter(|p| workdir.join(p).join(".git").exists())
+            .collect()
+    }
+
+    /// Fails when `paths` cannot be committed to this repository: inside a submodule, or
+    /// where HEAD has a file (or link, or submodule) for a folder on the way, or a folder.
+    fn committable(&self, paths: &[PathBuf]) -> Result<(), GitError> {
+        let submodules = self.submodules();
+        for submodule in &submodules {
+            let files: Vec<String> = paths
+                .iter()
+                .filter(|p| p.starts_with(submodule))
+                .map(|p| p.display().to_string())
+                .collect();
+            if !files.is_empty() {
+                return Err(GitError::InSubmodule {
+                    url: self.shown.clone(),
+                    submodule: submodule.display().to_string(),
+                    files,
+                });
+            }
+        }
+        let Ok(tree) = self.repo.head().and_then(|h| h.peel_to_tree()) else {
+            return Ok(());
+        };
+        for path in paths {
+            if let Some(reason) = tree_conflict(&tree, path) {
+                return Err(GitError::Conflict {
+                    url: self.shown.clone(),
+                    path: path.display().to_string(),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The files with changes of the user's own (staged, unstaged or untracked): committing
+    /// one of them would commit those too.
+    fn dirty(&self) -> Result<BTreeSet<PathBuf>, GitError> {
+        let statuses = self.worktree_statuses(Step::Commit)?;
+        Ok(statuses
+            .iter()
+            .filter(|s| !s.status().is_ignored())
+            .filter_map(|s| s.path().ok().map(PathBuf::from))
+            .collect())
     }
 
     /// Commits exactly `paths` on top of HEAD: the new tree is HEAD's with only those blobs
@@ -555,7 +572,26 @@ impl Checkout {
             index.write()?;
             Ok(id)
         };
-        run().map_err(|e| self.step_error(Step::Commit, e.message()))
+        run().map_err(|e| {
+            // libgit2 says "D/F conflict when updating tree": say which path, and what to do.
+            let tree = repo.head().and_then(|h| h.peel_to_tree());
+            let conflict = tree.ok().and_then(|tree| {
+                paths
+                    .iter()
+                    .find_map(|p| tree_conflict(&tree, p).map(|r| (p, r)))
+            });
+            match conflict {
+                Some((path, reason)) => self.step_error(
+                    Step::Commit,
+                    &format!(
+                        "{} cannot be committed: {reason}; the files cru changed are left \
+                         changed",
+                        path.display()
+                    ),
+                ),
+                None => self.step_error(Step::Commit, e.message()),
+            }
+        })
     }
 
     fn step_error(&self, step: Step, message: &str) -> GitError {
@@ -585,7 +621,7 @@ impl Checkout {
             Location::Remote(_) => None,
         }) {
             Some(dir) => push_local(&self.repo, &dir, id, &dst),
-            None => push_network(&self.repo, &url, &format!("{id}:{dst}")),
+            None => push_network(&self.repo, &url, &format!("{id}:{dst}"), &self.timeouts),
         };
         let shown = redact_url(&url);
         let fail = |message: String| {
@@ -698,14 +734,15 @@ impl Checkout {
     /// Fetches the branch's new tip and resets the clone to it; returns the tip.
     fn fetch_reset(&self, branch: &str) -> Result<Oid, GitError> {
         let creds = RefCell::new(auth::Credentials::new(&self.url, self.repo.config().ok()));
+        let deadline = Deadline::start(&self.timeouts);
         let run = || -> Result<Oid, git2::Error> {
             let mut remote = self.repo.find_remote("origin")?;
-            let mut options = fetch_options(&self.url, &creds);
+            let mut options = fetch_options(&self.url, &creds, deadline);
             let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
             remote.fetch(&[refspec], Some(&mut options), None)?;
             self.reset_to_remote(branch)
         };
-        run().map_err(|e| self.step_error(Step::Fetch, &auth_hint(&e, &creds)))
+        run().map_err(|e| self.step_error(Step::Fetch, &hint(&e, &creds, &deadline)))
     }
 
     /// Resets the clone hard to the last fetched tip of the branch; returns that tip.
@@ -716,6 +753,20 @@ impl Checkout {
         let object = self.repo.find_object(tip, None)?;
         self.repo.reset(&object, ResetType::Hard, None)?;
         Ok(tip)
+    }
+}
+
+/// Makes a folder readable by its owner only (mode 0700).
+fn make_private(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
     }
 }
 
@@ -733,55 +784,6 @@ impl From<GitError> for Rejection {
     }
 }
 
-/// Marks every index entry whose file differs from it as needing a re-read (size 0, as git
-/// does), before the index is written back. Rewriting the index gives it a new mtime, which
-/// hides the user's same-size changes made in the second of the old index from git's racy
-/// check: git would then call those files clean.
-fn smudge_modified(repo: &Repository, index: &mut git2::Index) -> Result<(), git2::Error> {
-    let mut options = git2::StatusOptions::new();
-    options
-        .include_untracked(false)
-        .include_ignored(false)
-        .exclude_submodules(true);
-    let changed: Vec<PathBuf> = repo
-        .statuses(Some(&mut options))?
-        .iter()
-        .filter(|s| {
-            s.status()
-                .intersects(git2::Status::WT_MODIFIED | git2::Status::WT_TYPECHANGE)
-        })
-        .filter_map(|s| s.path().ok().map(PathBuf::from))
-        .collect();
-    for path in changed {
-        if let Some(mut entry) = index.get_path(&path, 0) {
-            entry.file_size = 0;
-            index.add(&entry)?;
-        }
-    }
-    Ok(())
-}
-
-fn signature(repo: &Repository, spec: &CommitSpec) -> Result<Signature<'static>, git2::Error> {
-    let config = repo.config().ok();
-    let from_config = |key: &str| {
-        config
-            .as_ref()
-            .and_then(|c| c.get_string(key).ok())
-            .filter(|v| !v.trim().is_empty())
-    };
-    let name = spec
-        .name
-        .clone()
-        .or_else(|| from_config("user.name"))
-        .unwrap_or_else(|| "cru".to_string());
-    let email = spec
-        .email
-        .clone()
-        .or_else(|| from_config("user.email"))
-        .unwrap_or_else(|| "cru@localhost".to_string());
-    Signature::now(&name, &email)
-}
-
 /// Waits a little, longer with each attempt and differently in each process, so that racing
 /// writers do not collide again in lockstep.
 fn backoff(attempt: u32) {
@@ -796,18 +798,25 @@ fn backoff(attempt: u32) {
 }
 
 /// Whether the repository at `url` answers and has `branch`: lists its references without
-/// fetching anything, with the same credentials as a clone. For health checks.
+/// fetching anything, with the same credentials as a clone. For health checks; bounded by
+/// the default [`Timeouts`].
 pub fn probe(url: &str, branch: &str) -> Result<(), GitError> {
+    probe_with(url, branch, Timeouts::default())
+}
+
+/// As [`probe`], bounded by `timeouts`.
+pub fn probe_with(url: &str, branch: &str, timeouts: Timeouts) -> Result<(), GitError> {
     let shown = redact_url(url);
     let creds = RefCell::new(auth::Credentials::new(
         url,
         git2::Config::open_default().ok(),
     ));
+    let deadline = Deadline::start(&timeouts);
     let run = || -> Result<bool, git2::Error> {
-        let mut remote = git2::Remote::create_detached(url)?;
+        let mut remote = git2::Remote::create_detached(url::connect_url(url))?;
         let connection = remote.connect_auth(
             git2::Direction::Fetch,
-            Some(transport::callbacks(&creds)),
+            Some(transport::callbacks(&creds, deadline)),
             None,
         )?;
         let wanted = format!("refs/heads/{branch}");
@@ -822,7 +831,7 @@ pub fn probe(url: &str, branch: &str) -> Result<(), GitError> {
         }),
         Err(e) => Err(GitError::Step {
             step: Step::Fetch,
-            message: url::scrub(&auth_hint(&e, &creds), url),
+            message: url::scrub(&hint(&e, &creds, &deadline), url),
             url: shown,
             branch: Some(branch.to_string()),
         }),

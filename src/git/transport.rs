@@ -8,6 +8,7 @@ use std::path::Path;
 use git2::{ErrorCode, FetchOptions, ObjectType, Oid, PushOptions, RemoteCallbacks, Repository};
 
 use super::auth;
+use super::deadline::{Deadline, Timeouts};
 use super::url::{self, Location};
 
 /// What a transport said about a push.
@@ -25,26 +26,46 @@ fn shallow(url: &str) -> bool {
     url::file_url_path(url).is_none() && matches!(Location::parse(url), Location::Remote(_))
 }
 
-pub(super) fn callbacks<'a>(creds: &'a RefCell<auth::Credentials>) -> RemoteCallbacks<'a> {
+/// Callbacks with credentials, which also stop the operation once `deadline` has passed.
+pub(super) fn callbacks<'a>(
+    creds: &'a RefCell<auth::Credentials>,
+    deadline: Deadline,
+) -> RemoteCallbacks<'a> {
     let mut callbacks = RemoteCallbacks::new();
-    callbacks.credentials(move |_url, user, allowed| creds.borrow_mut().next(user, allowed));
+    callbacks.credentials(move |url, user, allowed| {
+        deadline.check()?;
+        creds.borrow_mut().next(url, user, allowed)
+    });
+    callbacks.transfer_progress(move |_| !deadline.passed());
+    callbacks.sideband_progress(move |_| !deadline.passed());
     callbacks
 }
 
 pub(super) fn fetch_options<'a>(
     url: &str,
     creds: &'a RefCell<auth::Credentials>,
+    deadline: Deadline,
 ) -> FetchOptions<'a> {
     let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks(creds));
+    options.remote_callbacks(callbacks(creds, deadline));
     if shallow(url) {
         options.depth(1);
     }
     options
 }
 
+/// libgit2's message, with the credential sources tried when authentication failed and the
+/// bound that stopped the operation when one did.
+pub(super) fn hint(
+    err: &git2::Error,
+    creds: &RefCell<auth::Credentials>,
+    deadline: &Deadline,
+) -> String {
+    deadline.explain(err, auth_hint(err, creds))
+}
+
 /// libgit2's message, with the credential sources tried when authentication failed.
-pub(super) fn auth_hint(err: &git2::Error, creds: &RefCell<auth::Credentials>) -> String {
+fn auth_hint(err: &git2::Error, creds: &RefCell<auth::Credentials>) -> String {
     let message = err.message().to_string();
     let creds = creds.borrow();
     if err.code() == ErrorCode::Auth || message.contains("authentication") {
@@ -66,16 +87,23 @@ pub(super) fn auth_hint(err: &git2::Error, creds: &RefCell<auth::Credentials>) -
 }
 
 /// Pushes over the network with libgit2, checking the server's verdict on the reference:
-/// libgit2 returns Ok even when the server refuses it.
-pub(super) fn push_network(repo: &Repository, url: &str, refspec: &str) -> Result<(), Pushed> {
+/// libgit2 returns Ok even when the server refuses it. libgit2 gets `url` without its
+/// secrets; they come from the credentials callback.
+pub(super) fn push_network(
+    repo: &Repository,
+    url: &str,
+    refspec: &str,
+    timeouts: &Timeouts,
+) -> Result<(), Pushed> {
+    let deadline = Deadline::start(timeouts);
     let creds = RefCell::new(auth::Credentials::new(url, repo.config().ok()));
     let refused: RefCell<Option<String>> = RefCell::new(None);
     let said = RefCell::new(String::new());
     let result = {
         let mut remote = repo
-            .remote_anonymous(url)
+            .remote_anonymous(&url::connect_url(url))
             .map_err(|e| Pushed::Error(e.message().to_string()))?;
-        let mut callbacks = callbacks(&creds);
+        let mut callbacks = callbacks(&creds, deadline);
         callbacks.push_update_reference(|refname, status| {
             if let Some(status) = status {
                 *refused.borrow_mut() = Some(format!("{refname} rejected: {status}"));
@@ -84,7 +112,7 @@ pub(super) fn push_network(repo: &Repository, url: &str, refspec: &str) -> Resul
         });
         callbacks.sideband_progress(|data| {
             said.borrow_mut().push_str(&String::from_utf8_lossy(data));
-            true
+            !deadline.passed()
         });
         let mut options = PushOptions::new();
         options.remote_callbacks(callbacks);
@@ -107,7 +135,7 @@ pub(super) fn push_network(repo: &Repository, url: &str, refspec: &str) -> Resul
         Err(e) if e.code() == ErrorCode::NotFastForward => {
             Err(Pushed::NotFastForward(e.message().to_string()))
         }
-        Err(e) => Err(Pushed::Error(with_said(auth_hint(&e, &creds)))),
+        Err(e) => Err(Pushed::Error(with_said(hint(&e, &creds, &deadline)))),
         Ok(()) => match refused.into_inner() {
             Some(message) => Err(Pushed::Refused(with_said(message))),
             None => Ok(()),

@@ -31,7 +31,7 @@ pub fn is_scp_like(text: &str) -> bool {
         return false;
     }
     match (text.find(':'), text.find('/')) {
-        (Some(colon), slash) => colon > 1 && slash.map_or(true, |s| colon < s),
+        (Some(colon), slash) => colon > 1 && slash.is_none_or(|s| colon < s),
         (None, _) => false,
     }
 }
@@ -87,6 +87,51 @@ pub fn without_userinfo(text: &str) -> String {
             url.to_string()
         }
         _ => text.to_string(),
+    }
+}
+
+/// The URL handed to libgit2 and kept in a clone's `.git/config`: no password ever, and no
+/// user name in an http(s) URL (where it is often a token). The secrets are given through the
+/// credentials callback from memory instead, and only to the URL's own origin.
+pub fn connect_url(text: &str) -> String {
+    if is_scp_like(text) || !text.contains("://") {
+        return text.to_string();
+    }
+    match url::Url::parse(text) {
+        Ok(mut url) => {
+            let _ = url.set_password(None);
+            if url.scheme().starts_with("http") {
+                let _ = url.set_username("");
+            }
+            url.to_string()
+        }
+        // Unparsable: libgit2 will refuse it too; never hand on what may be a secret.
+        Err(_) => redact_url(text),
+    }
+}
+
+/// A URL's origin: scheme, host and port (the scheme's default when none is written);
+/// scp-like locations are ssh on port 22.
+pub fn origin(text: &str) -> Option<(String, String, u16)> {
+    if is_scp_like(text) {
+        return host(text).map(|h| ("ssh".to_string(), h.to_ascii_lowercase(), 22));
+    }
+    let url = url::Url::parse(text).ok()?;
+    let scheme = url.scheme().to_ascii_lowercase();
+    let port = url.port_or_known_default().or(match scheme.as_str() {
+        "ssh" | "git+ssh" | "ssh+git" => Some(22),
+        "git" => Some(9418),
+        _ => None,
+    })?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some((scheme, host, port))
+}
+
+/// Whether two URLs have the same origin (scheme, host and port); an unparsable one has none.
+pub fn same_origin(a: &str, b: &str) -> bool {
+    match (origin(a), origin(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -230,6 +275,41 @@ mod tests {
         assert_eq!(userinfo("git@host:o/r"), (Some("git".into()), None));
         assert_eq!(userinfo("https://host/r"), (None, None));
         assert_eq!(without_userinfo("https://a:b@host/r"), "https://host/r");
+    }
+
+    #[test]
+    fn connect_urls_hold_no_secret() {
+        assert_eq!(
+            connect_url("https://alice:s3cret@h:8443/r.git"),
+            "https://h:8443/r.git"
+        );
+        assert_eq!(connect_url("https://ghp_token@h/r.git"), "https://h/r.git");
+        assert_eq!(
+            connect_url("ssh://git:pw@h:2222/r.git"),
+            "ssh://git@h:2222/r.git"
+        );
+        assert_eq!(connect_url("ssh://git@h/r.git"), "ssh://git@h/r.git");
+        assert_eq!(connect_url("git@h:o/r.git"), "git@h:o/r.git");
+        assert_eq!(connect_url("/srv/r.git"), "/srv/r.git");
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert!(same_origin(
+            "http://a:b@127.0.0.1:8080/x",
+            "http://127.0.0.1:8080/y/info/refs"
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:8080/x",
+            "http://127.0.0.1:8081/x"
+        ));
+        assert!(!same_origin("http://h/x", "https://h/x"));
+        assert!(!same_origin("https://h/x", "https://evil/x"));
+        assert!(same_origin("https://H/x", "https://h:443/x"));
+        assert!(same_origin("git@h:o/r", "ssh://git@h/o/r"));
+        assert!(same_origin("ssh://git@h:2222/r", "ssh://h:2222/other"));
+        assert!(!same_origin("ssh://git@h:2222/r", "ssh://h/r"));
+        assert!(!same_origin("not a url", "not a url"));
     }
 
     #[test]

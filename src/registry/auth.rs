@@ -2,7 +2,8 @@
 //!
 //! Reads `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`): `auths` entries
 //! (`auth`, `username`/`password`, `identitytoken`), `credHelpers` and `credsStore`
-//! (`docker-credential-NAME get`). Parses `WWW-Authenticate` challenges and token responses.
+//! (`docker-credential-NAME get`). Parses `WWW-Authenticate` challenges and token responses,
+//! and decides whether a token realm may see a registry's credentials ([`realm_refusal`]).
 //! It does not send registry requests (that is [`super::client`]) and never writes
 //! credentials anywhere: secrets are held in [`Secret`], whose `Debug` is redacted and which
 //! has no `Display`.
@@ -293,11 +294,19 @@ pub fn parse_helper_output(stdout: &[u8]) -> Option<Credential> {
     })
 }
 
+/// Time a credential helper has to answer and exit.
+const HELPER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+/// Time to wait for the end of a helper's output once it has exited: a grandchild it left
+/// behind may hold the pipe open for ever, and what the helper printed is already there.
+const HELPER_DRAIN: std::time::Duration = std::time::Duration::from_millis(200);
+/// Largest helper answer read.
+const HELPER_MAX_OUTPUT: usize = 64 << 10;
+
 /// Runs `docker-credential-NAME get` with `server` on stdin. A helper that is missing,
-/// fails or knows nothing yields `None` (with a warning): the registry then answers
-/// anonymous requests or says unauthorized, which names the fix.
+/// fails, knows nothing or takes longer than 30 s yields `None` (with a warning): the
+/// registry then answers anonymous requests or says unauthorized, which names the fix.
 pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
-    use tokio::io::AsyncWriteExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let program = format!("docker-credential-{name}");
     let child = tokio::process::Command::new(&program)
         .arg("get")
@@ -318,11 +327,43 @@ pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(server.as_bytes()).await;
     }
-    let out =
-        tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output()).await;
-    match out {
-        Ok(Ok(out)) if out.status.success() => {
-            let credential = parse_helper_output(&out.stdout);
+    let mut stdout = child.stdout.take()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut eof = false;
+    let mut status = None;
+    let deadline = tokio::time::Instant::now() + HELPER_DEADLINE;
+    // Read while waiting for the exit (a large answer must not block the helper on a full
+    // pipe), then stop reading shortly after it: EOF is not awaited, the exit is.
+    let mut drain = None;
+    let outcome = loop {
+        if status.is_some() && eof {
+            break Ok(());
+        }
+        tokio::select! {
+            read = stdout.read(&mut buf), if !eof => match read {
+                Ok(0) | Err(_) => eof = true,
+                Ok(n) if out.len() + n > HELPER_MAX_OUTPUT => break Err("printed too much"),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            },
+            exit = child.wait(), if status.is_none() => match exit {
+                Ok(s) => {
+                    status = Some(s);
+                    drain = Some(tokio::time::Instant::now() + HELPER_DRAIN);
+                }
+                Err(_) => break Err("could not be waited for"),
+            },
+            () = tokio::time::sleep_until(drain.unwrap_or(deadline)) => {
+                if status.is_some() {
+                    break Ok(());
+                }
+                break Err("timed out");
+            }
+        }
+    };
+    match (outcome, status) {
+        (Ok(()), Some(status)) if status.success() => {
+            let credential = parse_helper_output(&out);
             if credential.is_none() {
                 tracing::warn!(
                     "credential helper {program} gave no usable credentials for {server}"
@@ -330,20 +371,16 @@ pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
             }
             credential
         }
-        Ok(Ok(out)) => {
+        (Ok(()), Some(status)) => {
             // stdout may say "credentials not found"; it is not logged in case it holds more.
             tracing::debug!(
-                "credential helper {program} has no credentials for {server} ({})",
-                out.status
+                "credential helper {program} has no credentials for {server} ({status})"
             );
             None
         }
-        Ok(Err(e)) => {
-            tracing::warn!("credential helper {program} failed for {server}: {e}");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("credential helper {program} timed out for {server}");
+        (outcome, _) => {
+            let why = outcome.err().unwrap_or("failed");
+            tracing::warn!("credential helper {program} {why} for {server}; trying anonymously");
             None
         }
     }
@@ -443,6 +480,82 @@ pub fn parse_token_response(body: &[u8]) -> Option<Secret> {
         .filter(|t| !t.is_empty())
         .or(out.access_token.filter(|t| !t.is_empty()))
         .map(Secret)
+}
+
+/// The host (and port) of a URL, for messages: never its user, path or query.
+pub fn url_host(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => "a URL without a host".to_owned(),
+        },
+        Err(_) => "an invalid URL".to_owned(),
+    }
+}
+
+/// Why the token `realm` must not get the credentials of the registry at `scheme://host`,
+/// or `None` if it may: only over HTTPS (plain HTTP only for a registry itself spoken to in
+/// plain HTTP: insecure or loopback), and only within the registry's site (see [`site`]).
+pub fn realm_refusal(scheme: &str, host: &str, realm: &str) -> Option<String> {
+    let Ok(url) = url::Url::parse(realm) else {
+        return Some("the realm is not a URL".into());
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if scheme == "http" => {}
+        other => return Some(format!("the realm is {other}, not https")),
+    }
+    let realm_host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Some("the realm has no host".into()),
+    };
+    let registry_host = bare_host(host);
+    if site(&realm_host) != site(&registry_host) {
+        return Some(format!(
+            "it is not on the registry's site ({})",
+            site(&registry_host)
+        ));
+    }
+    None
+}
+
+/// `host:port` and `[v6]:port` without the port and brackets, lowercased.
+fn bare_host(host: &str) -> String {
+    let bare = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    bare.to_ascii_lowercase()
+}
+
+/// Second-level labels under which country domains register names (`example.co.uk`).
+const COUNTRY_SECOND_LEVELS: [&str; 14] = [
+    "ac", "co", "com", "edu", "gov", "go", "gob", "mil", "ne", "net", "or", "org", "nic", "ltd",
+];
+
+/// The registrable domain of a host, a public-suffix list in miniature: the last two labels
+/// (`registry-1.docker.io` → `docker.io`), or three under a country's second level
+/// (`r.example.co.uk` → `example.co.uk`). An IP address, `localhost` or a one-label name is
+/// its own site. Hosts under shared suffixes (`github.io`) count as one site: the rule errs
+/// towards the registry's own provider, never towards another registrable domain.
+pub fn site(host: &str) -> String {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.parse::<std::net::IpAddr>().is_ok() || host == "localhost" {
+        return host;
+    }
+    let labels: Vec<&str> = host.split('.').collect();
+    let n = labels.len();
+    let keep =
+        if n >= 3 && labels[n - 1].len() == 2 && COUNTRY_SECOND_LEVELS.contains(&labels[n - 2]) {
+            3
+        } else {
+            2
+        };
+    labels[n.saturating_sub(keep)..].join(".")
 }
 
 /// Replaces `user:password@` in a URL with `***@`, for messages.
@@ -603,6 +716,73 @@ mod tests {
             Some(Secret::new("b"))
         );
         assert_eq!(parse_token_response(b"{}"), None);
+    }
+
+    #[test]
+    fn sites_are_registrable_domains() {
+        assert_eq!(site("registry-1.docker.io"), "docker.io");
+        assert_eq!(site("auth.docker.io"), "docker.io");
+        assert_eq!(site("registry.gitlab.com"), "gitlab.com");
+        assert_eq!(site("gitlab.com"), "gitlab.com");
+        assert_eq!(site("r.example.co.uk"), "example.co.uk");
+        assert_eq!(site("a.b.example.com.au"), "example.com.au");
+        assert_eq!(site("registry.example.de"), "example.de");
+        assert_eq!(site("127.0.0.1"), "127.0.0.1");
+        assert_eq!(site("::1"), "::1");
+        assert_eq!(site("localhost"), "localhost");
+        assert_eq!(site("ghcr.io"), "ghcr.io");
+    }
+
+    #[test]
+    fn credentials_go_to_realms_over_https_on_the_registry_site_only() {
+        let ok = |scheme, host, realm| realm_refusal(scheme, host, realm).is_none();
+        assert!(ok(
+            "https",
+            "registry-1.docker.io",
+            "https://auth.docker.io/token"
+        ));
+        assert!(ok(
+            "https",
+            "registry.gitlab.com",
+            "https://gitlab.com/jwt/auth"
+        ));
+        assert!(ok("https", "ghcr.io", "https://ghcr.io/token"));
+        assert!(ok(
+            "https",
+            "r.example.co.uk:5000",
+            "https://auth.example.co.uk/t"
+        ));
+        // Plain HTTP only for a registry itself spoken to in plain HTTP.
+        assert!(!ok(
+            "https",
+            "registry-1.docker.io",
+            "http://auth.docker.io/token"
+        ));
+        assert!(ok("http", "127.0.0.1:5000", "http://127.0.0.1:5001/token"));
+        assert!(ok("http", "[::1]:5000", "http://[::1]:80/token"));
+        // Another site, another IP, another name for the same machine: no.
+        assert!(!ok(
+            "https",
+            "registry-1.docker.io",
+            "https://docker.io.evil.com/t"
+        ));
+        assert!(!ok("https", "r.example.co.uk", "https://evil.co.uk/t"));
+        assert!(!ok("http", "127.0.0.1:5000", "http://127.0.0.2:5000/token"));
+        assert!(!ok("http", "127.0.0.1:5000", "http://localhost:5000/token"));
+        assert!(!ok("https", "ghcr.io", "ftp://ghcr.io/token"));
+        assert!(!ok("https", "ghcr.io", "not a url"));
+        let why = realm_refusal("https", "quay.io", "https://evil.example/t").unwrap();
+        assert!(why.contains("quay.io"), "{why}");
+    }
+
+    #[test]
+    fn url_hosts_drop_user_path_and_query() {
+        assert_eq!(
+            url_host("https://u:p@auth.example.com/token?secret=1"),
+            "auth.example.com"
+        );
+        assert_eq!(url_host("http://127.0.0.1:5001/t?x"), "127.0.0.1:5001");
+        assert_eq!(url_host("::"), "an invalid URL");
     }
 
     #[test]

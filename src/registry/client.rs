@@ -4,8 +4,12 @@
 //! per unique tag and run), and which tags does a repository have. It pings each registry
 //! once to learn its challenge, decides credentials before the first request, fetches at most
 //! one token per (registry, repository), merges identical lookups, bounds in-flight requests,
-//! retries 5xx/timeouts/dropped connections with backoff and honours `Retry-After` (seconds
-//! or an HTTP date) on 429.
+//! retries 5xx/408/timeouts/dropped connections with backoff and honours `Retry-After`
+//! (seconds or an HTTP date) on 429. It distrusts what registries say: each lookup has a
+//! deadline, bodies are capped while they stream, listed tags and digests must be well formed,
+//! a body is hashed only if it is a manifest, next-page links stay on the registry's origin,
+//! and credentials go to a token server only over HTTPS within the registry's own site
+//! (the pure checks of answers are in `registry/answer.rs`, the realm rule in [`super::auth`]).
 //! It never pushes, deletes, or pulls blobs.
 //!
 //! Why not `oci-client`: its `fetch_manifest_digest` falls back to a `GET` whenever the `HEAD`
@@ -14,14 +18,19 @@
 //! concurrent first calls each fetch a token. See `docs/decisions.md`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
 use tokio::sync::{OnceCell, Semaphore};
 
+use super::answer::{
+    content_type, header_digest, next_link, origin_of, parse_manifest, parse_tag_page, retry_after,
+    same_origin, too_many_tags, MAX_TAGS,
+};
+pub use super::answer::{pick_platform, sha256_digest};
 use super::auth::{self, Challenge, Credential, CredentialSource, DockerConfig, Secret};
 use super::config::Endpoint;
 use super::Platform;
@@ -33,12 +42,14 @@ application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
-/// Pages of a tag list followed at most.
+/// Pages of a tag list followed at most; a longer list fails the lookup.
 const MAX_TAG_PAGES: usize = 100;
-/// Tags collected at most from one repository.
-const MAX_TAGS: usize = 100_000;
-/// Largest manifest body read.
+/// Largest manifest body read, as distribution limits manifests it accepts.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// Largest tag-list page read (`MAX_TAGS` tags of the longest length fit).
+const MAX_TAG_PAGE_BYTES: usize = 16 << 20;
+/// Largest token-endpoint answer read.
+const MAX_TOKEN_BYTES: usize = 1 << 20;
 
 /// How hard to try before giving up on a request.
 #[derive(Debug, Clone)]
@@ -57,6 +68,9 @@ pub struct RetryPolicy {
     pub connect_timeout: Duration,
     /// Time allowed for a whole request.
     pub request_timeout: Duration,
+    /// Time allowed for one lookup (a digest or a tag list), from its first request:
+    /// retries, backoff, `Retry-After` waits and bodies included.
+    pub lookup_deadline: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -69,6 +83,7 @@ impl Default for RetryPolicy {
             max_retry_after: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            lookup_deadline: Duration::from_secs(60),
         }
     }
 }
@@ -82,12 +97,64 @@ pub enum Failure {
     Unauthorized,
     /// No answer: connection refused, reset or timed out, after retries.
     Unreachable(String),
+    /// The token server (its host) gave no answer.
+    TokenServerUnreachable {
+        /// The token server's host and port, never its URL.
+        host: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// 429 after the allowed waits, or a `Retry-After` beyond the bound.
     RateLimited(Option<Duration>),
     /// Another answer: a 5xx after retries, an unexpected status or a malformed body.
     Protocol(String),
     /// The index has no manifest for the platform.
     PlatformNotFound(Vec<String>),
+}
+
+/// When one lookup must be done: the clock starts at its first request, so that lookups
+/// queued behind `--jobs` others are not charged for the wait.
+struct Deadline {
+    budget: Duration,
+    at: OnceLock<tokio::time::Instant>,
+}
+
+impl Deadline {
+    fn new(budget: Duration) -> Deadline {
+        Deadline {
+            budget,
+            at: OnceLock::new(),
+        }
+    }
+
+    /// The deadline, starting the clock if it has not started.
+    fn start(&self) -> tokio::time::Instant {
+        *self
+            .at
+            .get_or_init(|| tokio::time::Instant::now() + self.budget)
+    }
+
+    /// The deadline if the clock has started.
+    fn started(&self) -> Option<tokio::time::Instant> {
+        self.at.get().copied()
+    }
+
+    /// Whether waiting `d` from now would pass the deadline.
+    fn passed_after(&self, d: Duration) -> bool {
+        self.started()
+            .is_some_and(|at| tokio::time::Instant::now() + d >= at)
+    }
+
+    fn exceeded(&self, last: Option<&str>) -> Failure {
+        let mut reason = format!(
+            "no answer within the lookup deadline of {}s",
+            self.budget.as_secs_f32()
+        );
+        if let Some(last) = last {
+            reason.push_str(&format!(" (last: {last})"));
+        }
+        Failure::Unreachable(reason)
+    }
 }
 
 /// What cru knows about one registry host before sending repository requests.
@@ -155,9 +222,10 @@ impl Client {
         let key = (endpoint.clone(), tag.to_owned(), platform.cloned());
         cell(&self.digests, key)
             .get_or_init(|| async {
+                let deadline = Deadline::new(self.policy.lookup_deadline);
                 match platform {
-                    None => self.head_digest(endpoint, tag).await,
-                    Some(p) => self.platform_digest(endpoint, tag, p).await,
+                    None => self.head_digest(endpoint, tag, &deadline).await,
+                    Some(p) => self.platform_digest(endpoint, tag, p, &deadline).await,
                 }
             })
             .await
@@ -167,15 +235,23 @@ impl Client {
     /// All tags of the endpoint's repository, following `Link` pages defensively.
     pub async fn tags(&self, endpoint: &Endpoint) -> Result<Arc<Vec<String>>, Failure> {
         cell(&self.tag_lists, endpoint.clone())
-            .get_or_init(|| self.list_tags(endpoint))
+            .get_or_init(|| async {
+                let deadline = Deadline::new(self.policy.lookup_deadline);
+                self.list_tags(endpoint, &deadline).await
+            })
             .await
             .clone()
     }
 
-    async fn head_digest(&self, ep: &Endpoint, tag: &str) -> Result<String, Failure> {
+    async fn head_digest(
+        &self,
+        ep: &Endpoint,
+        tag: &str,
+        deadline: &Deadline,
+    ) -> Result<String, Failure> {
         let url = manifest_url(ep, tag);
         let resp = self
-            .repo_request(ep, Method::HEAD, &url, Some(MANIFEST_ACCEPT))
+            .repo_request(ep, deadline, Method::HEAD, &url, Some(MANIFEST_ACCEPT))
             .await?;
         check_status(resp.status())?;
         if let Some(digest) = header_digest(resp.headers()) {
@@ -183,13 +259,16 @@ impl Client {
         }
         tracing::debug!(
             url,
-            "HEAD answer has no Docker-Content-Digest; fetching the manifest"
+            "HEAD answer has no well-formed Docker-Content-Digest; fetching the manifest"
         );
         let resp = self
-            .repo_request(ep, Method::GET, &url, Some(MANIFEST_ACCEPT))
+            .repo_request(ep, deadline, Method::GET, &url, Some(MANIFEST_ACCEPT))
             .await?;
         check_status(resp.status())?;
-        let body = read_body(resp).await?;
+        let content_type = content_type(resp.headers());
+        let body = read_body(resp, MAX_MANIFEST_BYTES, "the manifest", deadline).await?;
+        // Only a manifest's bytes name an image: any other body hashes to a digest of nothing.
+        parse_manifest(&body, &content_type)?;
         Ok(sha256_digest(&body))
     }
 
@@ -198,63 +277,77 @@ impl Client {
         ep: &Endpoint,
         tag: &str,
         platform: &Platform,
+        deadline: &Deadline,
     ) -> Result<String, Failure> {
         let url = manifest_url(ep, tag);
         let resp = self
-            .repo_request(ep, Method::GET, &url, Some(MANIFEST_ACCEPT))
+            .repo_request(ep, deadline, Method::GET, &url, Some(MANIFEST_ACCEPT))
             .await?;
         check_status(resp.status())?;
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = read_body(resp).await?;
+        let content_type = content_type(resp.headers());
+        let body = read_body(resp, MAX_MANIFEST_BYTES, "the manifest", deadline).await?;
         pick_platform(&body, &content_type, platform)
     }
 
-    async fn list_tags(&self, ep: &Endpoint) -> Result<Arc<Vec<String>>, Failure> {
-        #[derive(serde::Deserialize)]
-        struct Page {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
+    async fn list_tags(
+        &self,
+        ep: &Endpoint,
+        deadline: &Deadline,
+    ) -> Result<Arc<Vec<String>>, Failure> {
         let mut url = format!("{}/v2/{}/tags/list?n=1000", ep.base_url(), ep.repository);
         let mut seen_urls = HashSet::new();
         let mut seen = HashSet::new();
         let mut tags = Vec::new();
+        let mut malformed = 0usize;
         for page in 0.. {
             if page == MAX_TAG_PAGES {
-                tracing::warn!(
-                    "stopping the tag list of {}/{} after {MAX_TAG_PAGES} pages",
-                    ep.host,
-                    ep.repository
-                );
-                break;
+                // An incomplete list could make a wrong tag look like the best one.
+                return Err(Failure::Protocol(format!(
+                    "the tag list goes on past {MAX_TAG_PAGES} pages; cru does not choose \
+                     from an incomplete list"
+                )));
             }
             seen_urls.insert(url.clone());
             let resp = self
-                .repo_request(ep, Method::GET, &url, Some("application/json"))
+                .repo_request(ep, deadline, Method::GET, &url, Some("application/json"))
                 .await?;
             check_status(resp.status())?;
-            let next = next_link(resp.headers(), &ep.base_url());
-            let body = read_body(resp).await?;
-            let parsed: Page = serde_json::from_slice(&body)
-                .map_err(|e| Failure::Protocol(format!("malformed tag list: {e}")))?;
+            let next = next_link(resp.headers(), &url);
+            let body = read_body(resp, MAX_TAG_PAGE_BYTES, "a tag-list page", deadline).await?;
+            let (listed, dropped) = parse_tag_page(&body)?;
+            drop(body);
+            malformed += dropped;
             let before = tags.len();
-            for tag in parsed.tags.unwrap_or_default() {
+            for tag in listed {
                 if seen.insert(tag.clone()) {
                     tags.push(tag);
+                    if tags.len() > MAX_TAGS {
+                        return Err(too_many_tags());
+                    }
                 }
             }
             let progressed = tags.len() > before;
             match next {
-                Some(n) if progressed && tags.len() < MAX_TAGS && !seen_urls.contains(&n) => {
+                Some(n) if progressed && !seen_urls.contains(&n) => {
+                    if !same_origin(&n, &ep.base_url()) {
+                        return Err(Failure::Protocol(format!(
+                            "the tag list's next page is on another origin ({}); cru follows \
+                             next-page links only on {}",
+                            origin_of(&n),
+                            ep.base_url()
+                        )));
+                    }
                     url = n
                 }
                 _ => break,
             }
+        }
+        if malformed > 0 {
+            tracing::warn!(
+                "{}/{}: ignored {malformed} listed tags that are not valid tags",
+                ep.host,
+                ep.repository
+            );
         }
         Ok(Arc::new(tags))
     }
@@ -263,12 +356,13 @@ impl Client {
     async fn repo_request(
         &self,
         ep: &Endpoint,
+        deadline: &Deadline,
         method: Method,
         url: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, Failure> {
-        let authorization = self.authorization(ep).await?;
-        self.send(|| {
+        let authorization = self.authorization(ep, deadline).await?;
+        self.send(deadline, || {
             let mut req = self.http.request(method.clone(), url);
             if let Some(a) = accept {
                 req = req.header(ACCEPT, a);
@@ -282,8 +376,12 @@ impl Client {
     }
 
     /// The `Authorization` value for `ep`'s repository, if any: fetched once per run.
-    async fn authorization(&self, ep: &Endpoint) -> Result<Option<Secret>, Failure> {
-        let state = self.registry(ep).await?;
+    async fn authorization(
+        &self,
+        ep: &Endpoint,
+        deadline: &Deadline,
+    ) -> Result<Option<Secret>, Failure> {
+        let state = self.registry(ep, deadline).await?;
         match &state.challenge {
             Challenge::None => Ok(None),
             Challenge::Basic => Ok(state.credential.as_ref().and_then(Credential::basic_header)),
@@ -291,7 +389,13 @@ impl Client {
                 let key = (ep.base_url(), ep.repository.clone());
                 cell(&self.tokens, key)
                     .get_or_init(|| {
-                        self.fetch_token(ep, realm, service.as_deref(), state.credential.as_ref())
+                        self.fetch_token(
+                            ep,
+                            realm,
+                            service.as_deref(),
+                            state.credential.as_ref(),
+                            deadline,
+                        )
                     })
                     .await
                     .clone()
@@ -300,12 +404,16 @@ impl Client {
     }
 
     /// Learns the registry's challenge (`GET /v2/`) and decides its credentials, once.
-    async fn registry(&self, ep: &Endpoint) -> Result<Arc<RegistryState>, Failure> {
+    async fn registry(
+        &self,
+        ep: &Endpoint,
+        deadline: &Deadline,
+    ) -> Result<Arc<RegistryState>, Failure> {
         cell(&self.registries, ep.base_url())
             .get_or_init(|| async {
                 tracing::debug!(registry = ep.host, "pinging registry");
                 let url = format!("{}/v2/", ep.base_url());
-                let resp = self.send(|| self.http.get(&url)).await?;
+                let resp = self.send(deadline, || self.http.get(&url)).await?;
                 let challenge = if resp.status() == StatusCode::UNAUTHORIZED {
                     resp.headers()
                         .get_all(WWW_AUTHENTICATE)
@@ -346,9 +454,39 @@ impl Client {
         realm: &str,
         service: Option<&str>,
         credential: Option<&Credential>,
+        deadline: &Deadline,
     ) -> Result<Option<Secret>, Failure> {
         let scope = format!("repository:{}:pull", ep.repository);
-        tracing::debug!(registry = ep.host, scope, "fetching token");
+        let token_host = auth::url_host(realm);
+        tracing::debug!(
+            registry = ep.host,
+            token_server = token_host,
+            scope,
+            "fetching token"
+        );
+        // Credentials for one registry go to its own site only, and never in clear text
+        // (containerd's CVE-2020-15157): any other realm gets an anonymous request.
+        let credential = match (credential, auth::realm_refusal(ep.scheme, &ep.host, realm)) {
+            (Some(_), Some(why)) => {
+                tracing::warn!(
+                    "not sending the credentials for {} to the token server {token_host}: \
+                     {why}; asking for an anonymous token",
+                    ep.host
+                );
+                None
+            }
+            (c, _) => c,
+        };
+        let token_failure = |f: Failure| match f {
+            Failure::Unreachable(reason) => Failure::TokenServerUnreachable {
+                host: token_host.clone(),
+                reason,
+            },
+            Failure::Protocol(reason) => {
+                Failure::Protocol(format!("token server {token_host}: {reason}"))
+            }
+            other => other,
+        };
         let resp = match credential {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = vec![
@@ -360,7 +498,9 @@ impl Client {
                 if let Some(s) = service {
                     form.push(("service", s));
                 }
-                self.send(|| self.http.post(realm).form(&form)).await?
+                self.send(deadline, || self.http.post(realm).form(&form))
+                    .await
+                    .map_err(token_failure)?
             }
             _ => {
                 let mut query = vec![("scope", scope.as_str())];
@@ -368,30 +508,40 @@ impl Client {
                     query.push(("service", s));
                 }
                 let basic = credential.and_then(Credential::basic_header);
-                self.send(|| {
+                self.send(deadline, || {
                     let req = self.http.get(realm).query(&query);
                     match &basic {
                         Some(b) => req.header(AUTHORIZATION, b.expose()),
                         None => req,
                     }
                 })
-                .await?
+                .await
+                .map_err(token_failure)?
             }
         };
         check_status(resp.status())?;
-        let body = read_body(resp).await?;
+        let body = read_body(resp, MAX_TOKEN_BYTES, "the token answer", deadline)
+            .await
+            .map_err(token_failure)?;
         auth::parse_token_response(&body)
             .map(|t| Some(Secret::new(format!("Bearer {}", t.expose()))))
-            .ok_or_else(|| Failure::Protocol("token endpoint answered without a token".into()))
+            .ok_or_else(|| {
+                Failure::Protocol(format!(
+                    "token server {token_host} answered without a token"
+                ))
+            })
     }
 
-    /// Sends a request with the policy's retries; holds a permit only while in flight.
+    /// Sends a request with the policy's retries, within the lookup's deadline; holds a
+    /// permit only while in flight. Only transient failures are retried.
     async fn send(
         &self,
+        deadline: &Deadline,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Failure> {
         let mut failures = 0;
         let mut rate_limited = 0;
+        let mut last: Option<String> = None;
         loop {
             let request = build()
                 .build()
@@ -401,13 +551,24 @@ impl Client {
                 request.method(),
                 auth::redact_url(request.url().as_str())
             );
-            let result = {
+            let attempt = async {
                 let _permit = self
                     .permits
                     .acquire()
                     .await
                     .expect("semaphore is never closed");
-                self.http.execute(request).await
+                let at = deadline.start();
+                tokio::time::timeout_at(at, self.http.execute(request)).await
+            };
+            // Waiting for a permit counts only once the lookup has started.
+            let result = match deadline.started() {
+                Some(at) => tokio::time::timeout_at(at, attempt)
+                    .await
+                    .unwrap_or_else(Err),
+                None => attempt.await,
+            };
+            let Ok(result) = result else {
+                return Err(deadline.exceeded(last.as_deref()));
             };
             let problem = match result {
                 Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
@@ -415,6 +576,7 @@ impl Client {
                     let allowed = wait.unwrap_or(Duration::from_secs(5));
                     if rate_limited >= self.policy.rate_limit_retries
                         || allowed > self.policy.max_retry_after
+                        || deadline.passed_after(allowed)
                     {
                         return Err(Failure::RateLimited(wait));
                     }
@@ -426,7 +588,10 @@ impl Client {
                     tokio::time::sleep(allowed).await;
                     continue;
                 }
-                Ok(resp) if resp.status().is_server_error() => {
+                Ok(resp)
+                    if resp.status().is_server_error()
+                        || resp.status() == StatusCode::REQUEST_TIMEOUT =>
+                {
                     let status = resp.status();
                     if failures >= self.policy.retries {
                         return Err(Failure::Protocol(format!(
@@ -438,7 +603,11 @@ impl Client {
                 }
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
+                    let transient = is_transient(&e);
                     let reason = error_chain(&e.without_url());
+                    if !transient {
+                        return Err(Failure::Unreachable(reason));
+                    }
                     if failures >= self.policy.retries {
                         return Err(Failure::Unreachable(format!(
                             "{reason} (after {} attempts)",
@@ -449,11 +618,15 @@ impl Client {
                 }
             };
             let backoff = self.backoff(failures);
+            if deadline.passed_after(backoff) {
+                return Err(deadline.exceeded(Some(&problem)));
+            }
             failures += 1;
             tracing::debug!(
                 "{what}: {problem}; retry {failures} in {}ms",
                 backoff.as_millis()
             );
+            last = Some(problem);
             tokio::time::sleep(backoff).await;
         }
     }
@@ -495,125 +668,77 @@ fn check_status(status: StatusCode) -> Result<(), Failure> {
     }
 }
 
-async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_MANIFEST_BYTES as u64 * 4)
-    {
-        return Err(Failure::Protocol("answer too large".into()));
-    }
-    resp.bytes()
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|e| Failure::Unreachable(error_chain(&e.without_url())))
-}
-
-/// A well-formed `Docker-Content-Digest`, if present.
-fn header_digest(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("docker-content-digest")?.to_str().ok()?.trim();
-    crate::reference::is_digest(value).then(|| value.to_owned())
-}
-
-/// `sha256:` of bytes, the digest of a manifest as the registry stores it.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let mut out = String::with_capacity(71);
-    out.push_str("sha256:");
-    for b in hash {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
-
-/// How long `Retry-After` asks to wait: seconds (`7`) or an HTTP date (from now).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    retry_after_at(value, chrono::Utc::now())
-}
-
-fn retry_after_at(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    // An HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`) is RFC 2822's format; one in the past
-    // means now.
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (at.with_timezone(&chrono::Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// The `rel="next"` target of a `Link` header, made absolute.
-fn next_link(headers: &HeaderMap, base: &str) -> Option<String> {
-    for value in headers.get_all(reqwest::header::LINK).iter() {
-        let value = value.to_str().ok()?;
-        for part in value.split(',') {
-            let (target, params) = part.split_once(';').unwrap_or((part, ""));
-            if !params.replace(' ', "").contains("rel=\"next\"") && !params.contains("rel=next") {
-                continue;
-            }
-            let target = target.trim().trim_start_matches('<').trim_end_matches('>');
-            return Some(if target.starts_with('/') {
-                format!("{base}{target}")
-            } else {
-                target.to_owned()
-            });
-        }
-    }
-    None
-}
-
-/// The digest of `platform`'s manifest in an index; a single manifest is its own answer.
-pub fn pick_platform(
-    body: &[u8],
-    content_type: &str,
-    platform: &Platform,
-) -> Result<String, Failure> {
-    #[derive(serde::Deserialize)]
-    struct Index {
-        #[serde(default, rename = "mediaType")]
-        media_type: Option<String>,
-        #[serde(default)]
-        manifests: Option<Vec<Entry>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        digest: String,
-        #[serde(default)]
-        platform: Option<EntryPlatform>,
-    }
-    #[derive(serde::Deserialize)]
-    struct EntryPlatform {
-        os: String,
-        architecture: String,
-        #[serde(default)]
-        variant: Option<String>,
-    }
-    let index: Index = serde_json::from_slice(body)
-        .map_err(|e| Failure::Protocol(format!("malformed manifest: {e}")))?;
-    let media_type = index.media_type.as_deref().unwrap_or(content_type);
-    let is_index = media_type.contains("image.index") || media_type.contains("manifest.list");
-    let Some(manifests) = index.manifests.filter(|_| is_index) else {
-        // A single-platform image: its manifest is the platform's manifest.
-        return Ok(sha256_digest(body));
+/// Reads a body of at most `cap` bytes, failing as soon as more arrive, within the deadline.
+async fn read_body(
+    mut resp: reqwest::Response,
+    cap: usize,
+    what: &str,
+    deadline: &Deadline,
+) -> Result<Vec<u8>, Failure> {
+    let too_large = || {
+        Failure::Protocol(format!(
+            "{what} is larger than {} KiB, cru's limit",
+            cap >> 10
+        ))
     };
-    let mut available = Vec::new();
-    for entry in &manifests {
-        let Some(p) = &entry.platform else { continue };
-        let found = Platform {
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
-            variant: p.variant.clone(),
-        };
-        if platform.matches(&found) && crate::reference::is_digest(&entry.digest) {
-            return Ok(entry.digest.clone());
-        }
-        available.push(found.to_string());
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
     }
-    Err(Failure::PlatformNotFound(available))
+    let at = deadline.start();
+    let mut body = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout_at(at, resp.chunk())
+            .await
+            .map_err(|_| deadline.exceeded(Some(&format!("reading {what}"))))?
+            .map_err(|e| Failure::Unreachable(error_chain(&e.without_url())))?;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
+
+/// Whether a failed request may succeed if sent again: timeouts and dropped or refused
+/// connections may; TLS and certificate errors, malformed or oversized answers, bad URLs
+/// and redirect loops will not.
+fn is_transient(e: &reqwest::Error) -> bool {
+    if e.is_builder() || e.is_redirect() || e.is_decode() {
+        return false;
+    }
+    if e.is_timeout() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_parse() || h.is_parse_too_large() || h.is_parse_status() {
+                return false;
+            }
+        }
+        // TLS failures (certificates, handshakes) come as rustls errors, bare or in an
+        // `io::Error`; a host name TLS cannot use is `InvalidInput`.
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return false;
+        }
+        // `io::Error`s nest (reqwest wraps tokio-rustls' `InvalidData` in an `Other`), and
+        // an `io::Error`'s `source()` skips its inner error: unwrap them by hand.
+        let mut io = s.downcast_ref::<std::io::Error>();
+        while let Some(e) = io {
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                return false;
+            }
+            let inner = e.get_ref();
+            if inner.is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some()) {
+                return false;
+            }
+            io = inner.and_then(|i| i.downcast_ref::<std::io::Error>());
+        }
+        source = s.source();
+    }
+    true
 }
 
 /// The error and its sources joined by `: ` (reqwest hides the cause in `source()`).
@@ -629,92 +754,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use reqwest::header::HeaderValue;
-
-    #[test]
-    fn sha256_of_empty() {
-        assert_eq!(
-            sha256_digest(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-    }
-
-    #[test]
-    fn link_headers() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            reqwest::header::LINK,
-            HeaderValue::from_static(r#"</v2/a/tags/list?last=x&n=2>; rel="next""#),
-        );
-        assert_eq!(
-            next_link(&h, "http://r"),
-            Some("http://r/v2/a/tags/list?last=x&n=2".into())
-        );
-        assert_eq!(next_link(&HeaderMap::new(), "http://r"), None);
-    }
-
-    #[test]
-    fn retry_after_seconds() {
-        let mut h = HeaderMap::new();
-        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            reqwest::header::RETRY_AFTER,
-            HeaderValue::from_static("soon"),
-        );
-        assert_eq!(retry_after(&h), None);
-    }
-
-    #[test]
-    fn retry_after_an_http_date_waits_until_then() {
-        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:30Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
-        assert_eq!(retry_after_at(date, now), Some(Duration::from_secs(30)));
-        let later = now + chrono::Duration::seconds(120);
-        assert_eq!(retry_after_at(date, later), Some(Duration::ZERO));
-        assert_eq!(retry_after_at("Wed, 32 Oct 2015", now), None);
-    }
-
-    #[test]
-    fn platform_from_index() {
-        let d1 = format!("sha256:{}", "1".repeat(64));
-        let d2 = format!("sha256:{}", "2".repeat(64));
-        let index = format!(
-            r#"{{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
-            {{"digest":"{d1}","platform":{{"os":"linux","architecture":"amd64"}}}},
-            {{"digest":"{d2}","platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}]}}"#
-        );
-        let p = |s: &str| s.parse::<Platform>().unwrap();
-        assert_eq!(
-            pick_platform(index.as_bytes(), "", &p("linux/amd64")),
-            Ok(d1)
-        );
-        assert_eq!(
-            pick_platform(index.as_bytes(), "", &p("linux/arm64")),
-            Ok(d2.clone())
-        );
-        assert_eq!(
-            pick_platform(index.as_bytes(), "", &p("linux/arm64/v8")),
-            Ok(d2)
-        );
-        assert_eq!(
-            pick_platform(index.as_bytes(), "", &p("linux/s390x")),
-            Err(Failure::PlatformNotFound(vec![
-                "linux/amd64".into(),
-                "linux/arm64/v8".into()
-            ]))
-        );
-        let single = br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#;
-        assert_eq!(
-            pick_platform(single, "", &p("linux/s390x")),
-            Ok(sha256_digest(single))
-        );
-    }
 }

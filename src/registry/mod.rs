@@ -8,6 +8,7 @@
 //! On a terminal, a [`progress`] bar counts the lookups done.
 //! It does not edit files or decide which references to resolve.
 
+mod answer;
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -164,6 +165,18 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// No answer from the registry's token server.
+    #[error("{reference}: cannot reach the token server {token_server} of {registry}: {reason}")]
+    TokenServerUnreachable {
+        /// The reference.
+        reference: String,
+        /// The registry host asked.
+        registry: String,
+        /// The token server's host (and port), never its URL.
+        token_server: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// Too many requests, and waiting was not enough or would take too long.
     #[error("{reference}: rate limited by {registry}{}", retry_after.map(|d| format!(" (Retry-After {}s)", d.as_secs())).unwrap_or_default())]
     RateLimited {
@@ -218,6 +231,12 @@ impl Error {
             Failure::Unreachable(reason) => Error::Unreachable {
                 reference,
                 registry,
+                reason,
+            },
+            Failure::TokenServerUnreachable { host, reason } => Error::TokenServerUnreachable {
+                reference,
+                registry,
+                token_server: host,
                 reason,
             },
             Failure::RateLimited(retry_after) => Error::RateLimited {

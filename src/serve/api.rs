@@ -71,15 +71,45 @@ pub enum Refusal {
     Forbidden(String),
 }
 
+/// The longest commit message accepted, in bytes.
+pub const MAX_MESSAGE: usize = 16 * 1024;
+
+/// The most references one request may set.
+pub const MAX_REFERENCES: usize = 1000;
+
 /// Parses and checks a request body against the allow-list (empty: everything allowed).
+/// Everything git would refuse later (a NUL in the message) is refused here, before any git
+/// work, so that a bad request answers 400 and not a gateway error.
 pub fn job(body: &[u8], allow: &[Regex]) -> Result<Job, Refusal> {
     let request: UpdateRequest = serde_json::from_slice(body)
         .map_err(|e| Refusal::BadRequest(format!("invalid request body: {e}")))?;
     if request.commit_message.trim().is_empty() {
         return Err(Refusal::BadRequest("commit-message is empty".into()));
     }
+    if request.commit_message.contains('\0') {
+        return Err(Refusal::BadRequest(
+            "commit-message holds a NUL character, which git cannot store".into(),
+        ));
+    }
+    if request.commit_message.len() > MAX_MESSAGE {
+        return Err(Refusal::BadRequest(format!(
+            "commit-message is {} bytes long; at most {MAX_MESSAGE} are accepted",
+            request.commit_message.len()
+        )));
+    }
     if request.image_references.is_empty() {
         return Err(Refusal::BadRequest("image-references is empty".into()));
+    }
+    if request.image_references.len() > MAX_REFERENCES {
+        return Err(Refusal::BadRequest(format!(
+            "image-references has {} entries; at most {MAX_REFERENCES} are accepted",
+            request.image_references.len()
+        )));
+    }
+    if let Some(text) = request.image_references.iter().find(|t| t.contains('\0')) {
+        return Err(Refusal::BadRequest(format!(
+            "image-references: {text:?} holds a NUL character"
+        )));
     }
     let mut references = Vec::with_capacity(request.image_references.len());
     for text in &request.image_references {
@@ -178,6 +208,14 @@ mod tests {
                 r#"{"image-references": ["a/b:1", "a/b:2"], "commit-message": "m"}"#,
                 "both apply",
             ),
+            (
+                r#"{"image-references": ["a/b:1"], "commit-message": "bump\u0000"}"#,
+                "NUL",
+            ),
+            (
+                r#"{"image-references": ["a/b:1\u0000"], "commit-message": "m"}"#,
+                "NUL",
+            ),
         ];
         for (body, expected) in cases {
             match refusal(body, &[]) {
@@ -187,6 +225,23 @@ mod tests {
                 other => panic!("{body}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn refuses_over_long_messages_and_too_many_references() {
+        let message = "m".repeat(MAX_MESSAGE + 1);
+        let body = serde_json::json!({"image-references": ["a/b:1"], "commit-message": message});
+        assert!(
+            matches!(refusal(&body.to_string(), &[]), Refusal::BadRequest(m) if m.contains("at most")),
+        );
+        let at_limit = serde_json::json!({"image-references": ["a/b:1"],
+                                         "commit-message": "m".repeat(MAX_MESSAGE)});
+        assert!(job(at_limit.to_string().as_bytes(), &[]).is_ok());
+        let many: Vec<String> = (0..=MAX_REFERENCES).map(|i| format!("a/b{i}:1")).collect();
+        let body = serde_json::json!({"image-references": many, "commit-message": "m"});
+        assert!(
+            matches!(refusal(&body.to_string(), &[]), Refusal::BadRequest(m) if m.contains("entries")),
+        );
     }
 
     #[test]

@@ -5,20 +5,23 @@
 //!
 //! The repository is cloned once at start; one worker thread ([`worker`]) owns that clone and
 //! runs the requests one at a time. This module is the HTTP edge: authentication, the body
-//! limit, status codes, request logs and a graceful shutdown on SIGTERM. It never logs a
-//! token, and names the repository only with its password redacted.
+//! limit, status codes, request logs and a shutdown on SIGTERM that answers the requests in
+//! flight but waits for them a bounded time only. Connections are bounded by [`listen`],
+//! health probes shared by [`health`]. It never logs a token, and names the repository only
+//! with its password redacted.
 
 pub mod api;
+pub mod health;
+pub mod listen;
 pub mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +33,7 @@ use subtle::ConstantTimeEq;
 
 use crate::git::{self, Checkout, GitError};
 use api::{ErrorBody, Refusal, UpdateResponse};
+use health::Health;
 use worker::Queue;
 
 /// Everything `cru serve` runs with.
@@ -46,6 +50,8 @@ pub struct ServeOptions {
     pub allow: Vec<Regex>,
     /// The largest request body, in bytes.
     pub max_body: usize,
+    /// How many connections may be open at once.
+    pub max_connections: usize,
     /// What the worker runs with.
     pub worker: worker::Settings,
 }
@@ -65,17 +71,28 @@ pub enum ServeError {
         repository: String,
     },
     /// The address could not be bound, or serving failed.
-    #[error("serving on {addr}: {source}")]
+    #[error("serving on {addr}")]
     Io {
         /// The address.
         addr: SocketAddr,
         /// Why.
         source: std::io::Error,
     },
+    /// At shutdown, the update in progress did not finish within the grace period.
+    #[error(
+        "stopped without finishing the update in progress (running for {} s: the git server \
+         or a registry did not answer); it may or may not have been pushed",
+        .running.as_secs()
+    )]
+    Abandoned {
+        /// How long it had been running.
+        running: Duration,
+    },
 }
 
-/// How long `GET /healthz` waits for the git server.
-const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a client may take to send a request's head; also how long a kept-alive
+/// connection may stay idle.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct AppState {
     queue: Queue,
@@ -84,9 +101,9 @@ struct AppState {
     allow: Vec<Regex>,
     /// The repository as shown in answers, redacted.
     shown: String,
-    /// The repository as given, for health probes; never shown.
-    url: String,
-    branch: String,
+    health: Health,
+    /// How long a client may take to send a request's body: `--request-timeout`.
+    body_timeout: Duration,
 }
 
 /// What a request did, for its log line.
@@ -97,10 +114,23 @@ struct RequestLog {
     error: Option<String>,
 }
 
+/// The bounds of every git network operation of the service: none outlives a request.
+/// libgit2 keeps the connect and stall limits per process, so the clone, every fetch and push
+/// and the health probe share these.
+pub(crate) fn git_timeouts(request_timeout: Duration) -> git::Timeouts {
+    let default = git::Timeouts::default();
+    git::Timeouts {
+        connect: default.connect.min(request_timeout),
+        stall: default.stall.min(request_timeout),
+        total: request_timeout,
+    }
+}
+
 /// Clones the repository, starts the worker and serves until SIGTERM or Ctrl-C; requests in
-/// flight are answered before it returns.
+/// flight are answered before it returns, if they finish within the request timeout.
 pub fn run(options: ServeOptions) -> Result<(), ServeError> {
-    let checkout = Checkout::clone(&options.repository, options.branch.as_deref())?;
+    let timeouts = git_timeouts(options.worker.request_timeout);
+    let checkout = Checkout::clone_with(&options.repository, options.branch.as_deref(), timeouts)?;
     if let Some(path) = options.worker.paths.iter().find(|p| checkout.is_outside(p)) {
         return Err(ServeError::OutsideRepository {
             path: path.clone(),
@@ -113,6 +143,16 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         addr: options.listen,
         source,
     };
+    let grace = options.worker.request_timeout;
+    // The clone's temporary folder, to remove if the worker (which owns it) is abandoned.
+    let clone_dir = checkout
+        .workdir()
+        .parent()
+        .filter(|dir| {
+            dir.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("cru-clone-"))
+        })
+        .map(std::path::Path::to_path_buf);
     let (queue, worker) = worker::start(checkout, options.worker.clone()).map_err(io_error)?;
     if options.token.is_none() {
         tracing::warn!("--insecure-no-auth: anyone who can reach this port can push commits");
@@ -122,10 +162,16 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
         token: options.token.as_deref().map(|t| Sha256::digest(t).into()),
         allow: options.allow,
         shown: shown.clone(),
-        url: options.repository,
-        branch: branch.clone(),
+        health: Health::new(options.repository, shown.clone(), branch.clone(), timeouts),
+        body_timeout: grace,
     });
     let app = router(state, options.max_body);
+    let limits = listen::Limits {
+        header_timeout: HEADER_TIMEOUT,
+        max_connections: options.max_connections,
+        grace,
+    }
+    .within_open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -141,16 +187,36 @@ pub fn run(options: ServeOptions) -> Result<(), ServeError> {
             },
             listener.local_addr()?
         );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let stopped = listen::serve(listener, app, limits, shutdown_signal()).await;
+        Ok::<_, std::io::Error>(stopped)
     });
-    // The router (and with it the last queue sender) is gone: the worker ends after its job.
-    // A health probe stuck on a hanging git server must not hold the exit up.
-    runtime.shutdown_timeout(HEALTH_TIMEOUT);
-    let _ = worker.join();
+    // The router (and with it the last queue sender) is gone: the worker ends after its job,
+    // or is abandoned when that job outlasts the grace period.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let stopped = served.map_err(io_error)?;
+    if stopped.cut > 0 {
+        tracing::warn!(
+            "cut {} connection(s) whose requests had not finished within {} s",
+            stopped.cut,
+            grace.as_secs()
+        );
+    }
+    let left = grace.saturating_sub(stopped.since.elapsed());
+    if let Err(running) = worker.join_within(left) {
+        tracing::warn!(
+            "abandoning the update in progress after {} s: the git server or a registry did \
+             not answer",
+            running.as_secs()
+        );
+        if let Some(dir) = clone_dir {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!("removing the working clone {}: {e}", dir.display());
+            }
+        }
+        return Err(ServeError::Abandoned { running });
+    }
     tracing::info!("stopped");
-    served.map_err(io_error)
+    Ok(())
 }
 
 fn router(state: Arc<AppState>, max_body: usize) -> Router {
@@ -232,13 +298,20 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
     next.run(request).await
 }
 
-async fn update(
-    State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+async fn update(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let within = state.body_timeout;
+    let body = match tokio::time::timeout(within, Bytes::from_request(request, &())).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(rejection)) => return error(rejection.status(), rejection.body_text()),
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    within.as_secs()
+                ),
+            )
+        }
     };
     let job = match api::job(&body, &state.allow) {
         Ok(job) => job,
@@ -270,32 +343,29 @@ async fn update(
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let (url, branch) = (state.url.clone(), state.branch.clone());
-    let probe = tokio::task::spawn_blocking(move || git::probe(&url, &branch));
-    // A health check must answer, also when the git server hangs.
-    match tokio::time::timeout(HEALTH_TIMEOUT, probe).await {
-        Ok(Ok(Ok(()))) => {
-            (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
-        }
-        Ok(Ok(Err(e))) => {
-            tracing::warn!("health check: {e}");
-            unavailable()
-        }
-        Ok(Err(_)) => unavailable(),
-        Err(_) => {
-            tracing::warn!(
-                "health check: no answer from {} within {HEALTH_TIMEOUT:?}",
-                state.shown
-            );
-            unavailable()
-        }
+    // A worker stuck on a stalling git server or registry serves nobody, whatever the probe.
+    // Logged at debug only: the endpoint needs no token, so its lines could flood the log; the
+    // overrunning request logs its own failure.
+    if let Some(running) = state.queue.stuck() {
+        tracing::debug!(
+            "health check: the update worker has been on one request for {} s",
+            running.as_secs()
+        );
+        return unavailable(format!(
+            "the update worker has been on one request for {} s",
+            running.as_secs()
+        ));
+    }
+    match state.health.check().await {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response(),
+        Err(_) => unavailable("the repository cannot be reached".into()),
     }
 }
 
-fn unavailable() -> Response {
+fn unavailable(why: String) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(serde_json::json!({"status": "unavailable", "error": "the repository cannot be reached"})),
+        Json(serde_json::json!({"status": "unavailable", "error": why})),
     )
         .into_response()
 }

@@ -4,10 +4,19 @@
 //! is reset again, so one bad request never leaks into the next. The git layer retries a push
 //! that lost a race. Blocking work (git2, registry lookups on their own runtime) stays on this
 //! thread, off the server's async runtime.
+//!
+//! Every wait for the worker has a deadline (`--request-timeout`): a request not started by
+//! then is withdrawn (the worker skips it) and answers 503; one started but not finished
+//! answers 504; while the worker has been on one request for longer, new requests and
+//! `/healthz` answer 503 at once. The worker itself cannot be interrupted in a blocking git
+//! or registry call: the git layer's own deadlines end those.
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use tokio::sync::{mpsc, oneshot};
@@ -38,6 +47,9 @@ pub struct Settings {
     pub name: Option<String>,
     /// Author and committer email.
     pub email: Option<String>,
+    /// How long a request waits for its update, and after which a running update counts as
+    /// stuck.
+    pub request_timeout: Duration,
 }
 
 /// A job's result.
@@ -60,17 +72,88 @@ pub struct Failed {
 
 type Reply = oneshot::Sender<Result<Done, Failed>>;
 
+/// A queued job's fate, decided once: the worker starts it or the waiting request withdraws it.
+#[derive(Debug, Default)]
+struct Ticket(AtomicU8);
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const WITHDRAWN: u8 = 2;
+
+impl Ticket {
+    fn start(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn withdraw(&self) -> bool {
+        self.0
+            .compare_exchange(QUEUED, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+struct Queued {
+    job: Job,
+    ticket: Arc<Ticket>,
+    reply: Reply,
+}
+
+/// What the worker is doing, for the requests waiting on it and for `/healthz`.
+#[derive(Debug, Default)]
+struct Status {
+    /// When the job running now started.
+    running_since: Mutex<Option<Instant>>,
+}
+
+impl Status {
+    fn running_since(&self) -> Option<Instant> {
+        *self.running_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, since: Option<Instant>) {
+        *self.running_since.lock().unwrap_or_else(|e| e.into_inner()) = since;
+    }
+}
+
 /// Where the server hands jobs to the worker.
 #[derive(Debug, Clone)]
 pub struct Queue {
-    jobs: mpsc::Sender<(Job, Reply)>,
+    jobs: mpsc::Sender<Queued>,
+    status: Arc<Status>,
+    timeout: Duration,
 }
 
 impl Queue {
-    /// Queues `job` and waits for its result.
+    /// How long the worker has been on its current job, when that is longer than the request
+    /// timeout: the git server or a registry is not answering.
+    pub fn stuck(&self) -> Option<Duration> {
+        let running = self.status.running_since()?.elapsed();
+        (running > self.timeout).then_some(running)
+    }
+
+    /// Queues `job` and waits for its result, at most the request timeout for it to start
+    /// and as long again for it to finish.
     pub async fn run(&self, job: Job) -> Result<Done, Failed> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs.try_send((job, reply)).map_err(|e| Failed {
+        if let Some(running) = self.stuck() {
+            return Err(Failed {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!(
+                    "the update worker has been on one request for {} s (the git server or a \
+                     registry is not answering); try again later",
+                    running.as_secs()
+                ),
+            });
+        }
+        let (reply, mut answer) = oneshot::channel();
+        let ticket = Arc::new(Ticket::default());
+        let queued = Queued {
+            job,
+            ticket: ticket.clone(),
+            reply,
+        };
+        self.jobs.try_send(queued).map_err(|e| Failed {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: match e {
                 mpsc::error::TrySendError::Full(_) => {
@@ -79,26 +162,100 @@ impl Queue {
                 mpsc::error::TrySendError::Closed(_) => "the service is shutting down".into(),
             },
         })?;
-        answer.await.map_err(|_| Failed {
+        let stopped = || Failed {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "the update worker stopped".into(),
-        })?
+        };
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, &mut answer).await {
+            Ok(result) => return result.map_err(|_| stopped())?,
+            Err(_) if ticket.withdraw() => {
+                return Err(Failed {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: format!(
+                        "the update worker did not get to this request within {} s (the \
+                         requests before it are slow or stuck); nothing was changed, try again \
+                         later",
+                        timeout.as_secs()
+                    ),
+                })
+            }
+            Err(_) => {}
+        }
+        // Started: it has its own request timeout to finish.
+        let started = self.status.running_since().unwrap_or_else(Instant::now);
+        let deadline = tokio::time::Instant::from_std(started + timeout);
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(result) => result.map_err(|_| stopped())?,
+            Err(_) => Err(Failed {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                message: format!(
+                    "the update did not finish within {} s (the git server or a registry is \
+                     not answering); it may still be pushed if the server answers later",
+                    timeout.as_secs()
+                ),
+            }),
+        }
+    }
+}
+
+/// The worker thread, to wait for at shutdown.
+#[derive(Debug)]
+pub struct Worker {
+    thread: JoinHandle<()>,
+    status: Arc<Status>,
+}
+
+impl Worker {
+    /// Waits up to `grace` for the worker to finish its jobs; returns how long the job it is
+    /// still on has been running when it did not finish in time.
+    pub fn join_within(self, grace: Duration) -> Result<(), Duration> {
+        let deadline = Instant::now() + grace;
+        while !self.thread.is_finished() {
+            if Instant::now() >= deadline {
+                let running = self
+                    .status
+                    .running_since()
+                    .map(|since| since.elapsed())
+                    .unwrap_or_default();
+                return Err(running);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.thread.join();
+        Ok(())
     }
 }
 
 /// Starts the worker thread; it ends when every [`Queue`] is dropped.
-pub fn start(checkout: Checkout, settings: Settings) -> io::Result<(Queue, JoinHandle<()>)> {
-    let (jobs, mut incoming) = mpsc::channel::<(Job, Reply)>(QUEUE);
+pub fn start(checkout: Checkout, settings: Settings) -> io::Result<(Queue, Worker)> {
+    let (jobs, mut incoming) = mpsc::channel::<Queued>(QUEUE);
+    let status = Arc::new(Status::default());
+    let timeout = settings.request_timeout;
+    let worker_status = status.clone();
     let thread = std::thread::Builder::new()
         .name("cru-serve-worker".into())
         .spawn(move || {
-            while let Some((job, reply)) = incoming.blocking_recv() {
-                let result = run_job(&checkout, &settings, &job);
+            while let Some(queued) = incoming.blocking_recv() {
+                // A request that gave up waiting is not run behind its client's back.
+                if !queued.ticket.start() {
+                    continue;
+                }
+                worker_status.set(Some(Instant::now()));
+                let result = run_job(&checkout, &settings, &queued.job);
+                worker_status.set(None);
                 // The client may have gone; the work is done either way.
-                let _ = reply.send(result);
+                let _ = queued.reply.send(result);
             }
         })?;
-    Ok((Queue { jobs }, thread))
+    Ok((
+        Queue {
+            jobs,
+            status: status.clone(),
+            timeout,
+        },
+        Worker { thread, status },
+    ))
 }
 
 fn run_job(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, Failed> {
@@ -106,6 +263,19 @@ fn run_job(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, 
         status: StatusCode::BAD_GATEWAY,
         message: chain(e),
     })?;
+    // The branch's tip decides where a PATH leads: a commit can replace a folder with a
+    // symbolic link to anywhere on this host.
+    if let Some(path) = settings.paths.iter().find(|p| checkout.is_outside(p)) {
+        return Err(Failed {
+            status: StatusCode::CONFLICT,
+            message: format!(
+                "{}: leads outside the repository {} in the branch's tip (a symbolic link?); \
+                 nothing was changed",
+                path.display(),
+                checkout.shown()
+            ),
+        });
+    }
     let result = update(checkout, settings, job);
     if result.is_err() {
         // Whatever the job wrote or committed locally goes; the remote was never touched

@@ -6,6 +6,9 @@
 //! except the tags `missing` (404), `nodigest` (no digest header) and `limited` (the first
 //! request gets 429 with `Retry-After: 1`). `paged/app` has a tag list in pages whose last
 //! page links to itself; all its tags but `other` share one digest.
+//!
+//! [`Hostile`] is a server answering with a test's closure, for registries that lie, stall,
+//! flood or send clients elsewhere.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -227,4 +230,221 @@ fn answer(
     }
     let _ = method;
     (200, extra, body)
+}
+
+/// One request as a [`Hostile`] server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// `GET`, `HEAD`.
+    pub method: String,
+    /// The request target, `/v2/…?…`.
+    pub target: String,
+    /// Headers, names lowercased.
+    pub headers: HashMap<String, String>,
+}
+
+/// What a [`Hostile`] server does with a request.
+pub enum Reply {
+    /// An ordinary answer: status, headers, body (not sent for `HEAD`).
+    Answer(u16, Vec<(String, String)>, Vec<u8>),
+    /// Reads the request and never answers (the connection stays open until the test ends).
+    Silence,
+    /// A `200` with a chunked body of `total` bytes of `byte`, written as fast as it is read.
+    Chunked(Vec<(String, String)>, u8, usize),
+}
+
+impl Reply {
+    /// A `200` JSON answer.
+    pub fn json(body: impl Into<String>) -> Reply {
+        Reply::Answer(
+            200,
+            vec![("Content-Type".into(), "application/json".into())],
+            body.into().into_bytes(),
+        )
+    }
+}
+
+type Handler = dyn Fn(&Seen, u16) -> Reply + Send + Sync;
+
+/// A loopback server that answers with a test's closure: for registries that lie, stall,
+/// flood or point elsewhere. Serves until dropped; [`Hostile::seen`] lists the requests.
+pub struct Hostile {
+    ip: &'static str,
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<Mutex<usize>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Hostile {
+    /// Starts on a free port of 127.0.0.1; the handler gets each request and the port.
+    pub fn start(handler: impl Fn(&Seen, u16) -> Reply + Send + Sync + 'static) -> Hostile {
+        Hostile::start_on("127.0.0.1", handler)
+    }
+
+    /// Starts on a free port of another loopback address (`127.0.0.2`): another host.
+    pub fn start_on(
+        ip: &'static str,
+        handler: impl Fn(&Seen, u16) -> Reply + Send + Sync + 'static,
+    ) -> Hostile {
+        let handler: Arc<Handler> = Arc::new(handler);
+        Hostile::listen(ip, move |conn, port, seen| {
+            serve_hostile(conn, port, seen, &*handler)
+        })
+    }
+
+    /// A server that writes `bytes` to every connection and closes it, without reading an
+    /// HTTP request: a TLS client gets garbage instead of a handshake.
+    pub fn raw(bytes: &'static [u8]) -> Hostile {
+        Hostile::listen("127.0.0.1", move |mut conn, _, _| {
+            let _ = conn.write_all(bytes);
+        })
+    }
+
+    fn listen(
+        ip: &'static str,
+        serve: impl Fn(TcpStream, u16, &Mutex<Vec<Seen>>) + Send + Sync + 'static,
+    ) -> Hostile {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let serve = Arc::new(serve);
+        let (s, c, st) = (seen.clone(), connections.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                *c.lock().unwrap() += 1;
+                let (s, serve) = (s.clone(), serve.clone());
+                std::thread::spawn(move || serve(conn, port, &s));
+            }
+        });
+        Hostile {
+            ip,
+            port,
+            seen,
+            connections,
+            stop,
+        }
+    }
+
+    /// `IP:PORT`.
+    pub fn host(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// The requests so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The connections accepted so far.
+    pub fn connections(&self) -> usize {
+        *self.connections.lock().unwrap()
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect((self.ip, self.port));
+    }
+}
+
+fn serve_hostile(conn: TcpStream, port: u16, seen: &Mutex<Vec<Seen>>, handler: &Handler) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        );
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let request = Seen {
+            method,
+            target,
+            headers,
+        };
+        seen.lock().unwrap().push(request.clone());
+        match handler(&request, port) {
+            Reply::Answer(status, extra, payload) => {
+                let mut resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n",
+                    payload.len()
+                );
+                for (k, v) in extra {
+                    resp.push_str(&format!("{k}: {v}\r\n"));
+                }
+                resp.push_str("\r\n");
+                let mut bytes = resp.into_bytes();
+                if request.method != "HEAD" {
+                    bytes.extend_from_slice(&payload);
+                }
+                if out.write_all(&bytes).is_err() {
+                    return;
+                }
+            }
+            Reply::Silence => {
+                // Hold the connection without a word until the client gives up.
+                let mut sink = [0; 1024];
+                while reader.get_mut().read(&mut sink).unwrap_or(0) > 0 {}
+                return;
+            }
+            Reply::Chunked(extra, byte, total) => {
+                let mut resp = "HTTP/1.1 200 X\r\nTransfer-Encoding: chunked\r\n".to_owned();
+                for (k, v) in extra {
+                    resp.push_str(&format!("{k}: {v}\r\n"));
+                }
+                resp.push_str("\r\n");
+                if out.write_all(resp.as_bytes()).is_err() {
+                    return;
+                }
+                let chunk = vec![byte; 64 << 10];
+                let mut left = total;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    let mut piece = format!("{n:x}\r\n").into_bytes();
+                    piece.extend_from_slice(&chunk[..n]);
+                    piece.extend_from_slice(b"\r\n");
+                    if out.write_all(&piece).is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+                if out.write_all(b"0\r\n\r\n").is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -454,3 +454,91 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// An in-process fake server on a free loopback port, for what a real git server cannot be
+/// made to do: redirect elsewhere, or accept a connection and then stall. An HTTP answer is
+/// written and the connection closed; raw bytes are written and the connection then held
+/// open, silent, until the fake is dropped. It records the head of each request it read.
+pub struct Fake {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    held: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What a [`Fake`] does with a connection.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// Reads an HTTP request head and answers with what the function makes of it.
+    Http(fn(&str, u16) -> String),
+    /// Writes these bytes at once (nothing at all when empty), reads nothing.
+    Bytes(&'static [u8]),
+}
+
+impl Fake {
+    /// Starts the fake; `arg` is passed to an [`Answer::Http`] function (e.g. a port).
+    pub fn start(answer: Answer, arg: u16) -> Fake {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fake = Fake {
+            port,
+            requests: Default::default(),
+            held: Default::default(),
+            stop: Default::default(),
+        };
+        let (requests, held, stop) = (fake.requests.clone(), fake.held.clone(), fake.stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                match answer {
+                    Answer::Bytes(bytes) => {
+                        let _ = conn.write_all(bytes);
+                    }
+                    Answer::Http(respond) => {
+                        let mut reader = BufReader::new(conn.try_clone().unwrap());
+                        let mut head = String::new();
+                        loop {
+                            let mut line = String::new();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => break,
+                                Ok(_) if line == "\r\n" || line == "\n" => break,
+                                Ok(_) => head.push_str(&line),
+                            }
+                        }
+                        let _ = conn.write_all(respond(&head, arg).as_bytes());
+                        requests.lock().unwrap().push(head);
+                        // Answered in full: closed (the answers say `Connection: close`).
+                        continue;
+                    }
+                }
+                held.lock().unwrap().push(conn);
+            }
+        });
+        fake
+    }
+
+    /// The heads of the requests read so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        self.held.lock().unwrap().clear();
+    }
+}
+
+/// The path of an HTTP request head's request line.
+pub fn request_path(head: &str) -> &str {
+    head.split_whitespace().nth(1).unwrap_or("/")
+}

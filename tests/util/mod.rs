@@ -63,6 +63,7 @@ pub fn cru_command() -> Command {
         "GIT_CONFIG_GLOBAL",
         "RUST_LOG",
         "NO_COLOR",
+        "CRU_CONFIG",
     ] {
         cmd.env_remove(var);
     }
