@@ -213,6 +213,7 @@ fn run_update(args: UpdateArgs, out: &mut dyn Write) -> Result<Status, Error> {
     let options = UpdateOptions {
         rules: update_rules(&args)?,
         dry_run: args.dry_run || args.check,
+        confine: None,
     };
     let summary = match registry_resolve(&args)? {
         Some(resolver) => update::run(&roots, &scanner, &options, &resolver, out)?,
@@ -422,10 +423,11 @@ fn update_in_repository(args: UpdateArgs, out: &mut dyn Write) -> Result<Status,
     });
     // `--check` is a dry run whose exit status says whether files would change.
     let asked_dry = args.dry_run || args.check;
-    let outcome = checkout.update(commit.as_ref(), asked_dry, |_workdir, dry_run| {
+    let outcome = checkout.update(commit.as_ref(), asked_dry, |workdir, dry_run| {
         let options = UpdateOptions {
             rules: rules.clone(),
             dry_run,
+            confine: Some(workdir.to_path_buf()),
         };
         // A dry run that cru makes for itself (to check the files it would change) shows
         // nothing; the user's --dry-run shows its diff.

@@ -13,7 +13,7 @@ use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFie
 use tracing_subscriber::registry::LookupSpan;
 
 use cru::app::{self, Status};
-use cru::cli::Cli;
+use cru::cli::{Cli, Command};
 use cru::progress::LogWriter;
 
 fn main() -> ExitCode {
@@ -37,6 +37,12 @@ fn main() -> ExitCode {
         .event_format(GoLog)
         .init();
 
+    // `cru serve` shuts down on its own signals, letting the requests in flight finish.
+    if !matches!(cli.command, Command::Serve(_)) {
+        if let Err(e) = cru::files::clean_up_on_signals() {
+            tracing::warn!("cannot clean up temporary files on SIGINT/SIGTERM: {e}");
+        }
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let status = match app::run(cli, &mut out) {

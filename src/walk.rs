@@ -57,7 +57,11 @@ where
         .add_custom_ignore_filename(CRU_IGNORE)
         .hidden(false)
         .follow_links(false)
-        .filter_entry(|e| !(e.depth() > 0 && VCS_DIRS.iter().any(|d| e.file_name() == *d)));
+        .filter_entry(|e| {
+            !(e.depth() > 0
+                && (VCS_DIRS.iter().any(|d| e.file_name() == *d)
+                    || crate::files::skip_own_temp(e.path())))
+        });
     let errors = std::sync::Mutex::new(Vec::new());
     builder.build_parallel().run(|| {
         let visit = &visit;

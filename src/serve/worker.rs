@@ -319,10 +319,11 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
         email: settings.email.clone(),
         push: true,
     };
-    let outcome = checkout.update(Some(&spec), settings.dry_run, |_workdir, dry_run| {
+    let outcome = checkout.update(Some(&spec), settings.dry_run, |workdir, dry_run| {
         let options = UpdateOptions {
             rules: job.rules.clone(),
             dry_run,
+            confine: Some(workdir.to_path_buf()),
         };
         let summary = update::run(
             &roots,
