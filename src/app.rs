@@ -1,6 +1,7 @@
-//! Running a parsed command line: turning what the user typed into settings, calling the
+//! Running a parsed command line: turning what the user typed into settings (the flags and
+//! the environment as [`Layers`], merged with `.cru.yaml` by [`crate::settings`]), calling the
 //! commands and deciding the exit status. Nothing here prints: results go to the writer the
-//! binary passes in, progress goes out as `tracing` events.
+//! binary passes in, progress to the [`crate::report::Log`] reporter.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -9,8 +10,8 @@ use clap::CommandFactory;
 
 use crate::check::{self, Policy};
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Command, ConfigCommand, ListArgs, ListFormat, RegistryArgs,
-    ScanArgs, ServeArgs, ShowArgs, UpdateArgs,
+    CheckArgs, CheckFormat, Cli, Command, ConfigCommand, ListArgs, ListFormat, MirrorArgs,
+    RegistryArgs, ScanArgs, ServeArgs, ShowArgs, UpdateArgs,
 };
 use crate::config;
 use crate::git::{self, Checkout, CommitSpec};
@@ -119,6 +120,7 @@ pub fn verbose(cli: &Cli) -> bool {
         Command::Update(a) => a.scan.verbose,
         Command::Check(a) => a.scan.verbose,
         Command::Serve(a) => a.scan.verbose,
+        Command::Mirror(a) => a.scan.verbose,
         Command::Completions(_) | Command::Man | Command::Config(_) => false,
     }
 }
@@ -139,6 +141,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
             Ok(Status::Success)
         }
         Command::Serve(args) => run_serve(args, &env),
+        Command::Mirror(args) => run_mirror(args, &env, out),
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(out)?;
             Ok(Status::Success)
@@ -282,6 +285,7 @@ fn run_update(args: UpdateArgs, env: &Environment, out: &mut dyn Write) -> Resul
         rules: update_rules(&args)?,
         dry_run: args.dry_run || args.check,
         scope: settings.scope(),
+        confine: None,
     };
     let summary = match registry_resolve(&args, &settings)? {
         Some(resolver) => update::run(&roots, &scanner, &options, &resolver, out)?,
@@ -475,13 +479,14 @@ fn update_in_repository(
     });
     // `--check` is a dry run whose exit status says whether files would change.
     let asked_dry = args.dry_run || args.check;
-    let outcome = checkout.update(commit.as_ref(), asked_dry, |_workdir, dry_run| {
+    let outcome = checkout.update(commit.as_ref(), asked_dry, |workdir, dry_run| {
         let job = update::Job {
             roots: &roots,
             base: Some(&base),
             scanner: &scanner,
             rules: &rules,
             scope: &scope,
+            confine: Some(workdir),
             resolver: resolve,
             dry_run,
             // cru's own preview is silent: its lines would read like a --dry-run.
@@ -512,11 +517,11 @@ fn update_in_repository(
 // --- `cru serve` (see src/serve) ---
 
 /// The environment variable holding `cru serve`'s token when `--token-file` is not given.
-pub const TOKEN_VARIABLE: &str = "CRU_SERVE_TOKEN";
+pub const TOKEN_VARIABLE: &str = crate::settings::SERVE_TOKEN_VARIABLE;
 
 fn run_serve(args: ServeArgs, env: &Environment) -> Result<Status, Error> {
     non_interactive();
-    let token = serve_token(&args)?;
+    let token = serve_token(&args, env)?;
     let allow =
         serve::api::allow_list(&args.allow).map_err(|e| Error::Invalid(format!("--allow: {e}")))?;
     let layers = layers(&args.scan, Some(&args.registry), None, env);
@@ -548,7 +553,7 @@ fn run_serve(args: ServeArgs, env: &Environment) -> Result<Status, Error> {
 
 /// The token from `--token-file`, else `$CRU_SERVE_TOKEN`; none is an error unless
 /// `--insecure-no-auth` says so.
-fn serve_token(args: &ServeArgs) -> Result<Option<String>, Error> {
+fn serve_token(args: &ServeArgs, env: &Environment) -> Result<Option<String>, Error> {
     let token = match &args.token_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -562,10 +567,7 @@ fn serve_token(args: &ServeArgs) -> Result<Option<String>, Error> {
             }
             Some(token)
         }
-        None => std::env::var(TOKEN_VARIABLE)
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty()),
+        None => env.serve_token.clone(),
     };
     if token.is_none() && !args.insecure_no_auth {
         return Err(Error::Invalid(format!(
@@ -575,4 +577,67 @@ fn serve_token(args: &ServeArgs) -> Result<Option<String>, Error> {
         )));
     }
     Ok(token)
+}
+
+/// `cru mirror`: the images named or found, copied (or checked) into `--to`.
+fn run_mirror(args: MirrorArgs, env: &Environment, out: &mut dyn Write) -> Result<Status, Error> {
+    use crate::mirror::{self, Mode, Outcome};
+    let mut layers = layers(&args.scan, None, None, env);
+    layers.flags.registries_conf = args.registries_conf.clone();
+    layers.flags.jobs = args.jobs;
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, None)?;
+    let mut refs = args.image_reference.clone();
+    if refs.is_empty() || !args.scan.paths.is_empty() {
+        let inventory = Inventory::take_in(&roots, &scanner, &settings.scope(), None);
+        for err in &inventory.errors {
+            Log.report(Event::Error(err.to_string()));
+        }
+        if !inventory.errors.is_empty() {
+            // Copy nothing from a tree that was not read whole.
+            return Ok(Status::Failure);
+        }
+        let found = inventory.files.iter().flat_map(|f| &f.refs);
+        refs.extend(found.map(|r| r.occurrence.reference.clone()));
+    }
+    let plan = mirror::plan(&refs, &args.to).map_err(|e| Error::Invalid(e.to_string()))?;
+    let mode = match (args.dry_run, args.check) {
+        (true, _) => Mode::DryRun,
+        (_, true) => Mode::Check,
+        _ => Mode::Copy,
+    };
+    let options = mirror::MirrorOptions {
+        registries_conf: settings.registries_conf.value.clone(),
+        docker_config: settings.docker_config.clone(),
+        platforms: args.platforms.clone(),
+        mode,
+        jobs: usize::from(settings.jobs.value),
+        min_ratelimit: args.min_ratelimit,
+        referrers: args.referrers,
+        ..mirror::MirrorOptions::default()
+    };
+    let run = mirror::copy(&plan, options)?;
+    let mut missing = false;
+    for image in &run.images {
+        match image {
+            Ok(r) => {
+                let verb = match (r.outcome, mode) {
+                    (Outcome::Copied, _) => "copied",
+                    (Outcome::Present, _) => "present",
+                    (Outcome::Missing, Mode::DryRun) => "would copy",
+                    (Outcome::Missing, _) => "missing",
+                };
+                missing |= r.outcome == Outcome::Missing;
+                writeln!(out, "{verb} {} -> {}", r.source, r.target)?;
+            }
+            Err(e) => Log.report(Event::Error(e.to_string())),
+        }
+    }
+    writeln!(out, "{}", run.summary.line(mode))?;
+    Ok(if run.summary.images_failed > 0 {
+        Status::Failure
+    } else if mode == Mode::Check && missing {
+        Status::Findings
+    } else {
+        Status::Success
+    })
 }
