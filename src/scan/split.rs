@@ -10,10 +10,11 @@
 //! are reported but marked fixed (left alone by an update). This module does not read files:
 //! a chart's `appVersion` (for `tag: ""`) is passed in by the caller.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+use serde_saphyr::granit_parser::{Event, Options, Parser, ScalarStyle};
 
 use crate::reference::{is_digest, is_host, Reference};
 
@@ -173,18 +174,34 @@ enum Value {
 }
 
 #[derive(Debug)]
-enum Frame {
+enum Frame<'a> {
     Map {
-        /// The key this mapping is the value of (or, for a sequence item, the sequence's key).
-        key: Option<String>,
+        /// The mapping is the value of an `images` key (or an item of its sequence).
+        images: bool,
         /// A key read, waiting for its value: its text and start.
-        pending: Option<(String, usize)>,
-        entries: Vec<(String, Value)>,
+        pending: Option<(Cow<'a, str>, usize)>,
+        /// The entries whose keys a split reference may use.
+        entries: Vec<(Cow<'a, str>, Value)>,
     },
     Seq {
-        key: Option<String>,
+        images: bool,
     },
 }
+
+/// The keys a split reference is made of.
+const KEYS: [&str; 11] = [
+    "repository",
+    "image",
+    "name",
+    "tag",
+    "version",
+    "imageTag",
+    "registry",
+    "digest",
+    "newName",
+    "newTag",
+    "images",
+];
 
 /// What kind of file is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,18 +239,25 @@ pub(super) fn find(
     let mut found = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, String> = HashMap::new();
-    let mut parser = Parser::new_from_str(text);
-    // A node's key in its parent: the pending key of a mapping, or a sequence's key.
-    let key_for_child = |stack: &mut Vec<Frame>| -> Option<String> {
+    let mut options = Options::default();
+    // Comments are skipped, not captured: values files are half comments.
+    options.set_emit_comments(false);
+    let mut parser = Parser::new_from_str_with_options(text, options);
+    // Whether a node is the value of an `images` key: the pending key of a mapping, or a
+    // sequence's.
+    let images_child = |stack: &mut Vec<Frame>| -> bool {
         match stack.last_mut() {
             Some(Frame::Map {
                 pending, entries, ..
-            }) => pending.take().map(|(k, _)| {
-                entries.push((k.clone(), Value::Other));
-                k
+            }) => pending.take().is_some_and(|(k, _)| {
+                let images = k == "images";
+                if KEYS.contains(&k.as_ref()) {
+                    entries.push((k, Value::Other));
+                }
+                images
             }),
-            Some(Frame::Seq { key }) => key.clone(),
-            None => None,
+            Some(Frame::Seq { images }) => *images,
+            None => false,
         }
     };
     while let Some(event) = parser.next_event() {
@@ -243,23 +267,26 @@ pub(super) fn find(
         };
         let value = match event {
             Event::MappingStart(..) => {
-                let key = key_for_child(&mut stack);
+                let images = images_child(&mut stack);
                 stack.push(Frame::Map {
-                    key,
+                    images,
                     pending: None,
                     entries: Vec::new(),
                 });
                 continue;
             }
             Event::SequenceStart(..) => {
-                let key = key_for_child(&mut stack);
-                stack.push(Frame::Seq { key });
+                let images = images_child(&mut stack);
+                stack.push(Frame::Seq { images });
                 continue;
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { key, entries, .. }) = stack.pop() {
+                if let Some(Frame::Map {
+                    images, entries, ..
+                }) = stack.pop()
+                {
                     let items_of_images = kind == Kind::Kustomization
-                        && key.as_deref() == Some("images")
+                        && images
                         && matches!(stack.last(), Some(Frame::Seq { .. }));
                     let occ = if items_of_images {
                         kustomize_entry(haystack, &entries)
@@ -279,7 +306,7 @@ pub(super) fn find(
                 if start == end {
                     // No value (`digest:`): the parser places it at the colon.
                     let at = start + usize::from(haystack.get(start) == Some(&b':'));
-                    (String::new(), Style::Empty, None, at)
+                    (Cow::Borrowed(""), Style::Empty, None, at)
                 } else {
                     let (style, block) = match style {
                         ScalarStyle::Plain => (Style::Plain, false),
@@ -295,11 +322,11 @@ pub(super) fn find(
                     } else {
                         None
                     };
-                    (text.into_owned(), style, fixed, start)
+                    (text, style, fixed, start)
                 }
             }
             Event::Alias(id) => (
-                anchors.get(&id).cloned().unwrap_or_default(),
+                Cow::Owned(anchors.get(&id).cloned().unwrap_or_default()),
                 Style::Plain,
                 Some("the value is an alias (*)"),
                 start,
@@ -314,16 +341,17 @@ pub(super) fn find(
         {
             match pending.take() {
                 None => *pending = Some((text, start)),
-                Some((key, key_start)) => entries.push((
+                Some((key, key_start)) if KEYS.contains(&key.as_ref()) => entries.push((
                     key,
                     Value::Scalar(Scalar {
-                        text,
+                        text: text.into_owned(),
                         key_start,
                         span: start..end,
                         style,
                         fixed,
                     }),
                 )),
+                Some(_) => {}
             }
         }
     }
@@ -332,7 +360,7 @@ pub(super) fn find(
 }
 
 /// The first scalar value of `key` in a mapping; `Err` if the key holds a collection.
-fn scalar<'a>(entries: &'a [(String, Value)], key: &str) -> Result<Option<&'a Scalar>, ()> {
+fn scalar<'a>(entries: &'a [(Cow<'_, str>, Value)], key: &str) -> Result<Option<&'a Scalar>, ()> {
     match entries.iter().find(|(k, _)| k == key) {
         None => Ok(None),
         Some((_, Value::Scalar(s))) => Ok(Some(s)),
@@ -367,7 +395,7 @@ fn part(role: Role, s: &Scalar) -> Part {
 
 /// A Helm-style values map, if `entries` are one.
 fn values_map(
-    entries: &[(String, Value)],
+    entries: &[(Cow<'_, str>, Value)],
     unqualified: bool,
     app_version: &mut dyn FnMut() -> Option<String>,
 ) -> Option<super::Occurrence> {
@@ -423,7 +451,10 @@ fn values_map(
 }
 
 /// A Kustomize `images:` entry, if `entries` are one.
-fn kustomize_entry(haystack: &[u8], entries: &[(String, Value)]) -> Option<super::Occurrence> {
+fn kustomize_entry(
+    haystack: &[u8],
+    entries: &[(Cow<'_, str>, Value)],
+) -> Option<super::Occurrence> {
     let get = |key: &str| scalar(entries, key);
     let name = get("name").ok()??;
     let new_name = get("newName").ok()?;
