@@ -8,6 +8,7 @@
 //! out as `tracing` events; only [`progress`] draws a bar for registry lookups on a terminal.
 
 pub mod app;
+pub mod bump;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod files;
 pub mod git;
 pub mod inventory;
 pub mod list;
+pub mod outdated;
 pub mod plan;
 pub mod progress;
 pub mod reference;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crate::reference::Reference;
+use crate::version::Level;
 
 /// Which references an update touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,9 @@ pub struct Rules {
     matching_tag: bool,
     /// Normalised name → the references given for it.
     by_name: HashMap<String, Vec<Reference>>,
+    /// `--bump LEVEL`: every reference is a target as it is; the bump happens in the
+    /// registry step, this is the level of references no marker or rule gives one.
+    bump: Option<Level>,
 }
 
 impl Rules {
@@ -74,7 +78,24 @@ impl Rules {
             all,
             matching_tag,
             by_name,
+            bump: None,
         })
+    }
+
+    /// The rules of `--bump`: every reference found is a target as it is, bumped later up
+    /// to `default` (where no marker or configuration rule says otherwise).
+    pub fn bump(default: Level) -> Rules {
+        Rules {
+            all: true,
+            matching_tag: true,
+            by_name: HashMap::new(),
+            bump: Some(default),
+        }
+    }
+
+    /// The default level of `--bump`, when bumping.
+    pub fn bump_level(&self) -> Option<Level> {
+        self.bump
     }
 
     /// What `found` should become before registry lookups, or `None` if it is not selected.

@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::config::Pin;
+use crate::bump::{self, Marker};
+use crate::config::{BumpSpec, Pin};
 use crate::files;
 use crate::inventory::{Inventory, Scope};
 use crate::plan::Rules;
@@ -30,6 +31,8 @@ pub struct Group {
     pub pin: Option<Pin>,
     /// `platform:` (`None`: as the command line says).
     pub platform: Option<Platform>,
+    /// With `--bump`: the bump policy's keys (marker, rules and `--bump`, level always set).
+    pub bump: Option<BumpSpec>,
 }
 
 /// Turns targets into the references to write: where registry lookups happen.
@@ -227,21 +230,41 @@ impl Job<'_> {
         tracing::info!("{found} image references found");
 
         // The distinct targets of each group, groups in the order first met.
-        let group_of = |r: &Reference, file: &Path| {
+        // With `--bump`, a reference's policy also depends on the marker on its line (the
+        // first occurrence's, per file); `cru: ignore` leaves it alone.
+        let group_of = |r: &Reference, file: &Path, marker: Option<Marker>| {
             let policy = scope.policy(r, file);
-            Group {
+            let bump = match rules.bump_level() {
+                Some(_) if marker == Some(Marker::Ignore) => return None,
+                Some(default) => Some(bump::spec(&policy.bump, marker, default)),
+                None => None,
+            };
+            Some(Group {
                 pin: policy.pin,
                 platform: policy.platform,
+                bump,
+            })
+        };
+        let markers_of = |file: &crate::inventory::FoundFile| {
+            let mut markers: HashMap<Reference, Option<Marker>> = HashMap::new();
+            for r in &file.refs {
+                markers
+                    .entry(r.occurrence.reference.clone())
+                    .or_insert(r.marker);
             }
+            markers
         };
         let mut groups: Vec<(Group, BTreeSet<Reference>)> = Vec::new();
         for file in &inventory.files {
+            let markers = markers_of(file);
             for r in &file.refs {
                 let r = &r.occurrence.reference;
                 let Some(target) = rules.target(r) else {
                     continue;
                 };
-                let group = group_of(r, &file.path);
+                let Some(group) = group_of(r, &file.path, markers[r]) else {
+                    continue;
+                };
                 match groups.iter_mut().find(|(g, _)| *g == group) {
                     Some((_, targets)) => {
                         targets.insert(target);
@@ -271,10 +294,12 @@ impl Job<'_> {
         };
         let mut pending = Vec::new();
         for file in &inventory.files {
+            let markers = markers_of(file);
             let becomes = |r: &Reference| {
                 let target = rules.target(r)?;
+                let marker = markers.get(r).copied().flatten();
                 resolved
-                    .get(&(group_of(r, &file.path), target))
+                    .get(&(group_of(r, &file.path, marker)?, target))
                     .filter(|t| *t != r)
                     .cloned()
             };

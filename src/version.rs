@@ -16,7 +16,11 @@ use std::cmp::Ordering;
 use regex::Regex;
 
 /// How far a bump may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
 pub enum Level {
     /// Same major and minor: `1.25.3` → `1.25.5`.
     Patch,

@@ -152,7 +152,12 @@ fn resolve_tag_writes_the_most_specific_tag_with_the_same_digest() {
         stderr(&out)
     );
     // --verbose shows cru's events, not the HTTP client's connection pool.
-    for chatter in ["connecting to", "connected to", "pooling idle connection", "reuse idle"] {
+    for chatter in [
+        "connecting to",
+        "connected to",
+        "pooling idle connection",
+        "reuse idle",
+    ] {
         assert!(!stderr(&out).contains(chatter), "{}", stderr(&out));
     }
 }
