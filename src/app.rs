@@ -21,6 +21,7 @@ use crate::outdated;
 use crate::plan::{ConflictError, Rules, Selection};
 use crate::reference::Reference;
 use crate::registry::{Resolver, SetupError};
+use crate::report::{Event, Log, Reporter, Silent};
 use crate::resolve::{Lookups, RegistryResolve};
 use crate::scan::Scanner;
 use crate::serve::{self, ServeError, ServeOptions};
@@ -261,7 +262,7 @@ fn run_list(
     let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, base)?;
     let inventory = Inventory::take_in(&roots, &scanner, &settings.scope(), base);
     for err in &inventory.errors {
-        tracing::error!("{err}");
+        Log.report(Event::Error(err.to_string()));
     }
     let options = ListOptions {
         format: match args.format {
@@ -292,7 +293,7 @@ fn run_update(args: UpdateArgs, env: &Environment, out: &mut dyn Write) -> Resul
     };
     if !options.dry_run && !summary.files.is_empty() {
         // The Go tool's last line, which scripts grep for: plain `update` never commits.
-        tracing::info!("no commit message, skipping commit and push");
+        Log.report(Event::NotCommitted);
     }
     Ok(if args.check && !summary.files.is_empty() {
         Status::Findings
@@ -370,10 +371,15 @@ fn stale_findings(
     for (r, outcome) in pinned.iter().zip(resolver(settings)?.digests_each(&pinned)) {
         match outcome {
             Ok(digest) => {
+                Log.report(Event::ResolvedDigest {
+                    name: r.normalized_name(),
+                    tag: r.tag().unwrap_or_default().to_owned(),
+                    digest: digest.clone(),
+                });
                 now.insert((r.normalized_name(), r.tag().map(str::to_owned)), digest);
             }
             Err(e) => {
-                tracing::error!("{e}");
+                Log.report(Event::Error(e.to_string()));
                 failed += 1;
             }
         }
@@ -398,7 +404,7 @@ fn run_check(args: CheckArgs, env: &Environment, out: &mut dyn Write) -> Result<
     let scope = settings.scope();
     let inventory = Inventory::take_in(&roots, &scanner, &scope, None);
     for err in &inventory.errors {
-        tracing::error!("{err}");
+        Log.report(Event::Error(err.to_string()));
     }
     let mut findings = check::policy_findings(&inventory, settings.check.value, &scope);
     if args.stale {
@@ -414,11 +420,10 @@ fn run_check(args: CheckArgs, env: &Environment, out: &mut dyn Write) -> Result<
     if !inventory.errors.is_empty() {
         return Ok(Status::Failure);
     }
-    tracing::info!(
-        "{} image references checked, {} findings",
-        inventory.distinct_references(),
-        findings.len()
-    );
+    Log.report(Event::Checked {
+        references: inventory.distinct_references(),
+        findings: findings.len(),
+    });
     Ok(if findings.is_empty() {
         Status::Success
     } else {
@@ -559,6 +564,8 @@ fn update_in_repository(
             scope: &scope,
             resolver: resolve,
             dry_run,
+            // cru's own preview is silent: its lines would read like a --dry-run.
+            reporter: if dry_run && !asked_dry { &Silent } else { &Log },
         };
         // A dry run that cru makes for itself (to check the files it would change) shows
         // nothing; the user's --dry-run shows its diff.
@@ -568,19 +575,13 @@ fn update_in_repository(
         } else {
             &mut *out
         };
-        let summary = if dry_run && !asked_dry {
-            // cru's own preview is silent: its log lines would read like a --dry-run.
-            let quiet = tracing::subscriber::NoSubscriber::default();
-            tracing::subscriber::with_default(quiet, || job.run(out))?
-        } else {
-            job.run(out)?
-        };
+        let summary = job.run(out)?;
         Ok(summary.paths)
     })?;
     tracing::debug!("git outcome: {outcome:?}");
     if let git::Outcome::NotCommitted(_) = outcome {
         // The Go tool's last line, which scripts grep for.
-        tracing::info!("no commit message, skipping commit and push");
+        Log.report(Event::NotCommitted);
     }
     Ok(match outcome {
         git::Outcome::DryRun(_) if args.check => Status::Findings,

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod report;
 pub mod resolve;
 pub mod rewrite;
 pub mod scan;

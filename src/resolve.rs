@@ -13,6 +13,7 @@
 use crate::config::Pin;
 use crate::reference::Reference;
 use crate::registry::{self, Resolver};
+use crate::report::{Event, Reporter};
 use crate::update::{Group, Resolve, ResolveError};
 
 /// What to look up.
@@ -58,6 +59,7 @@ impl Resolve for RegistryResolve {
         &self,
         targets: &[Reference],
         group: &Group,
+        reporter: &dyn Reporter,
     ) -> Result<Vec<Reference>, ResolveError> {
         let pin_digest = match group.pin {
             Some(Pin::Digest) => true,
@@ -79,12 +81,17 @@ impl Resolve for RegistryResolve {
             for (target, outcome) in wanted.iter().zip(self.resolver.tags_on(&wanted, platform)) {
                 match outcome {
                     Ok(choice) => {
-                        tracing::debug!(
-                            "tags of {} with the digest of {}: {}",
-                            target.normalized_name(),
-                            target.tag().unwrap_or_default(),
-                            choice.matching.join(", ")
-                        );
+                        reporter.report(Event::ResolvedDigest {
+                            name: target.normalized_name(),
+                            tag: target.tag().unwrap_or_default().to_owned(),
+                            digest: choice.digest.clone(),
+                        });
+                        reporter.report(Event::ResolvedTag {
+                            name: target.normalized_name(),
+                            tag: target.tag().unwrap_or_default().to_owned(),
+                            best: choice.best.clone(),
+                            matching: choice.matching.clone(),
+                        });
                         let digest = if pin_digest {
                             Some(choice.digest.as_str())
                         } else {
@@ -101,7 +108,14 @@ impl Resolve for RegistryResolve {
                 .zip(self.resolver.digests_on(&wanted, platform))
             {
                 match outcome {
-                    Ok(digest) => resolved.push(target.with(target.tag(), Some(&digest))),
+                    Ok(digest) => {
+                        reporter.report(Event::ResolvedDigest {
+                            name: target.normalized_name(),
+                            tag: target.tag().unwrap_or_default().to_owned(),
+                            digest: digest.clone(),
+                        });
+                        resolved.push(target.with(target.tag(), Some(&digest)));
+                    }
                     Err(e) => failures.push(e),
                 }
             }
@@ -110,7 +124,7 @@ impl Resolve for RegistryResolve {
         }
         if !failures.is_empty() {
             for e in &failures {
-                tracing::error!("{e}");
+                reporter.report(Event::Error(e.to_string()));
             }
             return Err(Box::new(LookupsFailed {
                 failed: failures.len(),

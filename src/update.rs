@@ -16,6 +16,7 @@ use crate::inventory::{Inventory, Scope};
 use crate::plan::Rules;
 use crate::reference::Reference;
 use crate::registry::Platform;
+use crate::report::{Event, Log, Reporter};
 use crate::rewrite::{self, Edit};
 use crate::scan::{Occurrence, Scanner};
 use crate::walk::FileError;
@@ -39,8 +40,12 @@ pub struct Group {
 pub trait Resolve {
     /// Returns what each of `targets` (distinct, with the spelling of the file) becomes, in
     /// order, as `group` asks. All or nothing: an error means no file is written.
-    fn resolve(&self, targets: &[Reference], group: &Group)
-        -> Result<Vec<Reference>, ResolveError>;
+    fn resolve(
+        &self,
+        targets: &[Reference],
+        group: &Group,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<Reference>, ResolveError>;
 }
 
 /// The resolver that does no lookups: targets are written as they are.
@@ -48,7 +53,12 @@ pub trait Resolve {
 pub struct Offline;
 
 impl Resolve for Offline {
-    fn resolve(&self, targets: &[Reference], _: &Group) -> Result<Vec<Reference>, ResolveError> {
+    fn resolve(
+        &self,
+        targets: &[Reference],
+        _: &Group,
+        _: &dyn Reporter,
+    ) -> Result<Vec<Reference>, ResolveError> {
         Ok(targets.to_vec())
     }
 }
@@ -141,6 +151,7 @@ pub fn run(
         scope: &options.scope,
         resolver,
         dry_run: options.dry_run,
+        reporter: &Log,
     }
     .run(out)
 }
@@ -163,6 +174,8 @@ pub struct Job<'a> {
     pub resolver: &'a dyn Resolve,
     /// Print a diff instead of writing.
     pub dry_run: bool,
+    /// Where progress goes.
+    pub reporter: &'a dyn Reporter,
 }
 
 /// The edits planned for one file and the distinct changes they make, in order.
@@ -222,12 +235,12 @@ impl Job<'_> {
         let inventory = Inventory::take_in(self.roots, scanner, scope, self.base);
         if !inventory.errors.is_empty() {
             for err in &inventory.errors {
-                tracing::error!("{err}");
+                self.reporter.report(Event::Error(err.to_string()));
             }
             return Err(UpdateError::Unreadable(inventory.errors));
         }
         let found = inventory.distinct_references();
-        tracing::info!("{found} image references found");
+        self.reporter.report(Event::Found { references: found });
 
         // The distinct targets of each group, groups in the order first met.
         // With `--bump`, a reference's policy also depends on the marker on its line (the
@@ -278,7 +291,7 @@ impl Job<'_> {
             let targets: Vec<Reference> = targets.into_iter().collect();
             let each = self
                 .resolver
-                .resolve(&targets, &group)
+                .resolve(&targets, &group, self.reporter)
                 .map_err(UpdateError::Resolve)?;
             resolved.extend(
                 targets
@@ -331,7 +344,11 @@ impl Job<'_> {
                 .changes
                 .into_iter()
                 .map(|(from, to)| {
-                    tracing::debug!("updating reference {from} to {to} in {path}");
+                    self.reporter.report(Event::Updating {
+                        from: from.clone(),
+                        to: to.clone(),
+                        file: path.clone(),
+                    });
                     Change {
                         path: path.clone(),
                         from,
@@ -365,11 +382,10 @@ impl Job<'_> {
         if self.dry_run {
             out.flush().map_err(UpdateError::Output)?;
         }
-        match (summary.files.len(), self.dry_run) {
-            (0, _) => tracing::info!("no files were updated by cru"),
-            (n, true) => tracing::info!("dry run: {n} files would be updated"),
-            (n, false) => tracing::info!("updated a total of {n} files"),
-        }
+        self.reporter.report(Event::Updated {
+            files: summary.files.len(),
+            dry_run: self.dry_run,
+        });
         Ok(summary)
     }
 }
@@ -399,6 +415,7 @@ mod tests {
             &self,
             targets: &[Reference],
             _: &Group,
+            _: &dyn Reporter,
         ) -> Result<Vec<Reference>, ResolveError> {
             assert!(!targets.is_empty());
             Err("registry unreachable".into())
@@ -413,6 +430,7 @@ mod tests {
             &self,
             targets: &[Reference],
             _: &Group,
+            _: &dyn Reporter,
         ) -> Result<Vec<Reference>, ResolveError> {
             let digest = format!("sha256:{}", "ab".repeat(32));
             Ok(targets
@@ -430,6 +448,7 @@ mod tests {
             &self,
             targets: &[Reference],
             _: &Group,
+            _: &dyn Reporter,
         ) -> Result<Vec<Reference>, ResolveError> {
             Ok(targets
                 .iter()
@@ -606,6 +625,43 @@ mod tests {
         let summary = run(&roots, &scanner, &options(), &Pin, &mut Vec::new()).unwrap();
         let from: Vec<String> = summary.changes.iter().map(|c| c.from.to_string()).collect();
         assert_eq!(from, ["gcr.io/a/b:1", "gcr.io/a/c:1"]);
+    }
+
+    #[test]
+    fn a_job_reports_its_progress_to_the_reporter_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.yaml"), "image: gcr.io/a/b:1\n").unwrap();
+        let scanner = Scanner::new(ScanOptions::default());
+        let roots = [dir.path().to_path_buf()];
+        let rules = Rules::new(Selection::All, false).unwrap();
+        let reporter = crate::report::Collect::default();
+        let job = Job {
+            roots: &roots,
+            base: Some(dir.path()),
+            scanner: &scanner,
+            rules: &rules,
+            scope: &Scope::default(),
+            resolver: &Offline,
+            dry_run: true,
+            reporter: &reporter,
+        };
+        let summary = job.run(&mut Vec::new()).unwrap();
+        assert_eq!(summary.files, ["a.yaml"], "shown relative to the base");
+        assert_eq!(
+            reporter.events(),
+            [
+                Event::Found { references: 1 },
+                Event::Updating {
+                    from: Reference::parse("gcr.io/a/b:1").unwrap(),
+                    to: Reference::parse("gcr.io/a/b:latest").unwrap(),
+                    file: "a.yaml".into(),
+                },
+                Event::Updated {
+                    files: 1,
+                    dry_run: true
+                },
+            ]
+        );
     }
 
     #[test]

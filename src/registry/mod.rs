@@ -448,7 +448,8 @@ impl Inner {
             reference: r.normalized_name(),
         })?;
         let digest = self.digest_of(r, tag, platform).await?;
-        tracing::info!(
+        // The user-facing line is the caller's (a report event); this is for tracing.
+        tracing::trace!(
             "resolving repository {} Tag {tag} to Digest {digest}",
             r.normalized_name()
         );
@@ -498,7 +499,7 @@ impl Inner {
         }
         crate::tags::rank_tags(&mut matching);
         let best = matching[0].clone();
-        tracing::info!(
+        tracing::trace!(
             "resolving repository {} Tag {own} to Tag {best} (same digest: {})",
             r.normalized_name(),
             matching.join(", ")

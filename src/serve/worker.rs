@@ -336,6 +336,7 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
             scope: &scope,
             resolver: resolve,
             dry_run,
+            reporter: &crate::report::Log,
         }
         .run(&mut io::sink())?;
         Ok(summary.paths)
