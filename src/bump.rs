@@ -11,6 +11,7 @@
 use crate::config::{BumpSpec, Pin};
 use crate::reference::Reference;
 use crate::registry::{self, Resolver};
+use crate::report::{Event, Reporter};
 use crate::update::{Group, Resolve, ResolveError};
 use crate::version::{self, Level};
 
@@ -88,6 +89,7 @@ impl Resolve for BumpResolve {
         &self,
         targets: &[Reference],
         group: &Group,
+        reporter: &dyn Reporter,
     ) -> Result<Vec<Reference>, ResolveError> {
         let Some(spec) = &group.bump else {
             return Ok(targets.to_vec());
@@ -114,11 +116,12 @@ impl Resolve for BumpResolve {
                 Ok(tags) => {
                     let current = t.tag().expect("versioned targets have a tag");
                     if let Ok(Some(new)) = version::choose(current, &tags, &policy) {
-                        tracing::info!(
-                            "bumping repository {} Tag {current} to Tag {new} ({})",
-                            t.normalized_name(),
-                            policy.level
-                        );
+                        reporter.report(Event::Bumped {
+                            name: t.normalized_name(),
+                            tag: current.to_owned(),
+                            to: new.to_owned(),
+                            level: policy.level,
+                        });
                         chosen.insert(t, new.to_owned());
                     }
                 }
@@ -127,7 +130,7 @@ impl Resolve for BumpResolve {
         }
         if !failures.is_empty() {
             for e in &failures {
-                tracing::error!("{e}");
+                reporter.report(Event::Error(e.to_string()));
             }
             return Err(Box::new(BumpFailed {
                 failed: failures.len(),
@@ -159,9 +162,16 @@ impl Resolve for BumpResolve {
                 continue;
             }
             match digests.next().expect("one digest per wanted target") {
-                Ok(d) => out.push(r.with(r.tag(), Some(&d))),
+                Ok(d) => {
+                    reporter.report(Event::ResolvedDigest {
+                        name: r.normalized_name(),
+                        tag: r.tag().unwrap_or_default().to_owned(),
+                        digest: d.clone(),
+                    });
+                    out.push(r.with(r.tag(), Some(&d)));
+                }
                 Err(e) => {
-                    tracing::error!("{e}");
+                    reporter.report(Event::Error(e.to_string()));
                     failed += 1;
                 }
             }
