@@ -243,8 +243,8 @@ impl Job<'_> {
         self.reporter.report(Event::Found { references: found });
 
         // The distinct targets of each group, groups in the order first met.
-        // With `--bump`, a reference's policy also depends on the marker on its line (the
-        // first occurrence's, per file); `cru: ignore` leaves it alone.
+        // With `--bump`, a reference's policy also depends on the marker on its line;
+        // `cru: ignore` leaves it alone.
         let group_of = |r: &Reference, file: &Path, marker: Option<Marker>| {
             let policy = scope.policy(r, file);
             let bump = match rules.bump_level() {
@@ -258,24 +258,14 @@ impl Job<'_> {
                 bump,
             })
         };
-        let markers_of = |file: &crate::inventory::FoundFile| {
-            let mut markers: HashMap<Reference, Option<Marker>> = HashMap::new();
-            for r in &file.refs {
-                markers
-                    .entry(r.occurrence.reference.clone())
-                    .or_insert(r.marker);
-            }
-            markers
-        };
         let mut groups: Vec<(Group, BTreeSet<Reference>)> = Vec::new();
         for file in &inventory.files {
-            let markers = markers_of(file);
-            for r in &file.refs {
-                let r = &r.occurrence.reference;
+            for located in &file.refs {
+                let r = &located.occurrence.reference;
                 let Some(target) = rules.target(r) else {
                     continue;
                 };
-                let Some(group) = group_of(r, &file.path, markers[r]) else {
+                let Some(group) = group_of(r, &file.path, located.marker) else {
                     continue;
                 };
                 match groups.iter_mut().find(|(g, _)| *g == group) {
@@ -307,10 +297,10 @@ impl Job<'_> {
         };
         let mut pending = Vec::new();
         for file in &inventory.files {
-            let markers = markers_of(file);
-            let becomes = |r: &Reference| {
+            // What the `i`th occurrence of the file, `r`, becomes (its line's marker counts).
+            let becomes_at = |i: usize, r: &Reference| {
                 let target = rules.target(r)?;
-                let marker = markers.get(r).copied().flatten();
+                let marker = file.refs.get(i).and_then(|l| l.marker);
                 resolved
                     .get(&(group_of(r, &file.path, marker)?, target))
                     .filter(|t| *t != r)
@@ -319,10 +309,18 @@ impl Job<'_> {
             if !file
                 .refs
                 .iter()
-                .any(|r| becomes(&r.occurrence.reference).is_some())
+                .enumerate()
+                .any(|(i, r)| becomes_at(i, &r.occurrence.reference).is_some())
             {
                 continue;
             }
+            // `plan_file` asks once per occurrence, in order: count them.
+            let next = std::cell::Cell::new(0);
+            let becomes = |r: &Reference| {
+                let i = next.get();
+                next.set(i + 1);
+                becomes_at(i, r)
+            };
             let path = file.shown.clone();
             let read =
                 files::read_text(&file.path, false).map_err(|source| UpdateError::Write {
