@@ -1,6 +1,7 @@
-//! Running a parsed command line: turning what the user typed into settings, calling the
+//! Running a parsed command line: turning what the user typed into settings (the flags and
+//! the environment as [`Layers`], merged with `.cru.yaml` by [`crate::settings`]), calling the
 //! commands and deciding the exit status. Nothing here prints: results go to the writer the
-//! binary passes in, progress goes out as `tracing` events.
+//! binary passes in, progress to the [`crate::report::Log`] reporter.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -592,11 +593,11 @@ fn update_in_repository(
 // --- `cru serve` (see src/serve) ---
 
 /// The environment variable holding `cru serve`'s token when `--token-file` is not given.
-pub const TOKEN_VARIABLE: &str = "CRU_SERVE_TOKEN";
+pub const TOKEN_VARIABLE: &str = crate::settings::SERVE_TOKEN_VARIABLE;
 
 fn run_serve(args: ServeArgs, env: &Environment) -> Result<Status, Error> {
     non_interactive();
-    let token = serve_token(&args)?;
+    let token = serve_token(&args, env)?;
     let allow =
         serve::api::allow_list(&args.allow).map_err(|e| Error::Invalid(format!("--allow: {e}")))?;
     let layers = layers(&args.scan, Some(&args.registry), None, env);
@@ -628,7 +629,7 @@ fn run_serve(args: ServeArgs, env: &Environment) -> Result<Status, Error> {
 
 /// The token from `--token-file`, else `$CRU_SERVE_TOKEN`; none is an error unless
 /// `--insecure-no-auth` says so.
-fn serve_token(args: &ServeArgs) -> Result<Option<String>, Error> {
+fn serve_token(args: &ServeArgs, env: &Environment) -> Result<Option<String>, Error> {
     let token = match &args.token_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -642,10 +643,7 @@ fn serve_token(args: &ServeArgs) -> Result<Option<String>, Error> {
             }
             Some(token)
         }
-        None => std::env::var(TOKEN_VARIABLE)
-            .ok()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty()),
+        None => env.serve_token.clone(),
     };
     if token.is_none() && !args.insecure_no_auth {
         return Err(Error::Invalid(format!(

@@ -4,8 +4,11 @@
 //! [`plan`] decides what each becomes and [`rewrite`] edits buffers. Effects live at the
 //! edges: [`walk`] and [`files`] touch the file system, [`inventory`] scans a tree; the
 //! commands in [`list`] and [`update`] tie them together and [`app`] runs a command line.
+//! [`config`] is the `.cru.yaml` model, [`settings`] merges flags, environment and that file
+//! into the values a run works with.
 //! The library never prints: results go to a writer that the caller passes, progress goes
-//! out as `tracing` events; only [`progress`] draws a bar for registry lookups on a terminal.
+//! to a [`report::Reporter`] (the binary's writes log lines through `tracing`); only
+//! [`progress`] draws a bar for registry lookups on a terminal.
 
 pub mod app;
 pub mod bump;

@@ -126,7 +126,7 @@ impl Resolve for RegistryResolve {
             for e in &failures {
                 reporter.report(Event::Error(e.to_string()));
             }
-            return Err(Box::new(LookupsFailed {
+            return Err(ResolveError::Lookups(LookupsFailed {
                 failed: failures.len(),
                 total: wanted.len(),
                 messages: failures.iter().map(ToString::to_string).collect(),

@@ -6,8 +6,8 @@
 //! and the `.cru.yaml` found by [`crate::config::discover`]. [`Settings::merge`] is pure; the
 //! scanner, the walk's scope and the registry resolver's options are built from the result.
 //! Nothing below this module reads flags or the environment for these values.
-//! Credentials are not settings: the docker config (`$DOCKER_CONFIG`) is still found by the
-//! registry layer.
+//! The docker config's folder (`$DOCKER_CONFIG`, else `~/.docker`) is read here too and handed
+//! to the registry layer; credentials themselves are read there, never shown.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -83,8 +83,8 @@ pub struct Flags {
     pub require: Option<Policy>,
 }
 
-/// The environment variables cru reads, read once.
-#[derive(Debug, Clone, Default)]
+/// The environment variables cru reads, read once. Its `Debug` never shows the token.
+#[derive(Clone, Default)]
 pub struct Environment {
     /// `$CRU_CONFIG`.
     pub config: Option<PathBuf>,
@@ -92,12 +92,30 @@ pub struct Environment {
     pub registries_conf: Option<PathBuf>,
     /// The user's configuration folder: `$XDG_CONFIG_HOME`, else `$HOME/.config`.
     pub user_config: Option<PathBuf>,
+    /// The folder of the docker `config.json`: `$DOCKER_CONFIG`, else `$HOME/.docker`.
+    pub docker_config: Option<PathBuf>,
+    /// `$CRU_SERVE_TOKEN`, trimmed (`cru serve`'s token when `--token-file` is not given).
+    pub serve_token: Option<String>,
 }
 
 /// `$CRU_CONFIG`.
 pub const CONFIG_VARIABLE: &str = "CRU_CONFIG";
 /// `$CRU_REGISTRIES_CONF`.
 pub const REGISTRIES_CONF_VARIABLE: &str = "CRU_REGISTRIES_CONF";
+/// `$CRU_SERVE_TOKEN`.
+pub const SERVE_TOKEN_VARIABLE: &str = "CRU_SERVE_TOKEN";
+
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Environment")
+            .field("config", &self.config)
+            .field("registries_conf", &self.registries_conf)
+            .field("user_config", &self.user_config)
+            .field("docker_config", &self.docker_config)
+            .field("serve_token", &self.serve_token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
 
 impl Environment {
     /// Reads the variables from this process (empty counts as unset).
@@ -111,6 +129,11 @@ impl Environment {
             config: var(CONFIG_VARIABLE),
             registries_conf: var(REGISTRIES_CONF_VARIABLE),
             user_config: var("XDG_CONFIG_HOME").or_else(|| var("HOME").map(|h| h.join(".config"))),
+            docker_config: var("DOCKER_CONFIG").or_else(|| var("HOME").map(|h| h.join(".docker"))),
+            serve_token: std::env::var(SERVE_TOKEN_VARIABLE)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
         }
     }
 }
@@ -141,6 +164,8 @@ pub struct Settings {
     pub registries_conf: Setting<Option<PathBuf>>,
     /// The platform to resolve to, for every image.
     pub platform: Setting<Option<Platform>>,
+    /// The folder of the docker `config.json` (credentials; not shown).
+    pub docker_config: Option<PathBuf>,
     /// The policy of `cru check`.
     pub check: Setting<Policy>,
 }
@@ -200,10 +225,11 @@ impl Settings {
         } else if let Some((p, line)) = c.and_then(|c| c.registries_conf.clone()) {
             Setting::new(Some(p), file(line))
         } else {
-            let found =
-                registry::config::RegistriesConf::default_locations(env.user_config.as_deref())
-                    .into_iter()
-                    .find(|p| p.is_file());
+            let found = registry::registries_conf::RegistriesConf::default_locations(
+                env.user_config.as_deref(),
+            )
+            .into_iter()
+            .find(|p| p.is_file());
             Setting::new(found, Origin::Default)
         };
         let platform = match &flags.platform {
@@ -228,6 +254,7 @@ impl Settings {
             Origin::Default
         };
         Settings {
+            docker_config: env.docker_config.clone(),
             config_origin,
             config: config.map(Arc::new),
             qualified_only,
@@ -255,6 +282,7 @@ impl Settings {
         ResolverOptions {
             registries_conf: self.registries_conf.value.clone(),
             platform: self.platform.value.clone(),
+            docker_config: self.docker_config.clone(),
             jobs: usize::from(self.jobs.value),
             ..ResolverOptions::default()
         }
@@ -445,6 +473,22 @@ mod tests {
                 Origin::Default
             )
         );
+    }
+
+    #[test]
+    fn the_environments_debug_never_shows_the_token() {
+        let env = Environment {
+            serve_token: Some("s3cret".into()),
+            ..Environment::default()
+        };
+        let shown = format!(
+            "{env:?} {:?}",
+            Layers {
+                env: env.clone(),
+                ..Layers::default()
+            }
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

@@ -21,8 +21,22 @@ use crate::rewrite::{self, Edit};
 use crate::scan::{Occurrence, Scanner};
 use crate::walk::FileError;
 
-/// A boxed error from a resolver, shown with its chain.
-pub type ResolveError = Box<dyn std::error::Error + Send + Sync>;
+/// Why a resolver failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Registry lookups failed; each was reported.
+    #[error(transparent)]
+    Lookups(#[from] crate::resolve::LookupsFailed),
+    /// Anything else, as a message.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<&str> for ResolveError {
+    fn from(message: &str) -> ResolveError {
+        ResolveError::Failed(message.to_owned())
+    }
+}
 
 /// What the configuration's rules ask of a group of targets: the resolver is asked once per
 /// distinct group.

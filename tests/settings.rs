@@ -235,6 +235,79 @@ fn a_repository_clone_reads_its_own_configuration_file() {
     assert_eq!(stdout(&out), "a.yaml:bitnami/redis:7\n");
 }
 
+#[test]
+fn an_update_of_a_repository_clone_honours_its_rules_and_pushes_only_what_they_allow() {
+    let work = Dir::new();
+    git_init(&work);
+    work.write(
+        ".cru.yaml",
+        "rules:\n  - match: {image: 'gcr.io/frozen/**'}\n    ignore: true\n",
+    );
+    work.write(
+        "a.yaml",
+        "image: gcr.io/frozen/app:1\nimage: gcr.io/live/app:1\n",
+    );
+    git(work.path(), &["add", "."]);
+    git(
+        work.path(),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    let bare = Dir::new();
+    git(
+        bare.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.path().to_str().unwrap(),
+            "r.git",
+        ],
+    );
+    let url = format!("file://{}/r.git", bare.path().display());
+    let here = Dir::new();
+    let out = here
+        .cru(&[
+            "update",
+            "--repository",
+            &url,
+            "--image-reference",
+            "gcr.io/frozen/app:2",
+            "--image-reference",
+            "gcr.io/live/app:2",
+            "--commit",
+            "bump",
+            "--username",
+            "cru",
+            "--email",
+            "cru@localhost",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let shown = Command::new("git")
+        .args(["show", "HEAD:a.yaml"])
+        .current_dir(bare.path().join("r.git"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout),
+        "image: gcr.io/frozen/app:1\nimage: gcr.io/live/app:2\n"
+    );
+    assert!(
+        stderr(&out).contains("INFO: updated a total of 1 files"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// One case of `tests/cmd/config_show.toml`.
 #[derive(serde::Deserialize)]
 struct Case {

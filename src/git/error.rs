@@ -3,8 +3,17 @@
 
 use std::fmt;
 
-/// A boxed error from the function that updates the working tree.
-pub type ChangeError = Box<dyn std::error::Error + Send + Sync>;
+/// Why the function that updates the working tree failed: the update job's error, typed, so
+/// that `cru serve` can choose its status without downcasting; or a plain IO error.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The update job failed.
+    #[error(transparent)]
+    Update(#[from] crate::update::UpdateError),
+    /// Writing a file failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// The step of the git work that failed, as named in messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,7 +32,7 @@ use super::answer::{
 };
 pub use super::answer::{pick_platform, sha256_digest};
 use super::auth::{self, Challenge, Credential, CredentialSource, DockerConfig, Secret};
-use super::config::Endpoint;
+use super::registries_conf::Endpoint;
 use super::Platform;
 
 /// The manifest media types cru accepts, indexes first: a multi-platform tag resolves to

@@ -3,7 +3,7 @@
 //!
 //! [`Resolver`] is the synchronous facade the commands call: it owns a tokio runtime and a
 //! [`client::Client`] for one run, so every unique (registry, repository, tag) is asked
-//! once. Where lookups go comes from [`config`], credentials from [`auth`]. Lookups are all
+//! once. Where lookups go comes from [`registries_conf`], credentials from [`auth`]. Lookups are all
 //! or nothing: every one finishes, then the first failure (in input order) is returned.
 //! On a terminal, a [`progress`] bar counts the lookups done.
 //! It does not edit files or decide which references to resolve.
@@ -11,7 +11,7 @@
 mod answer;
 pub mod auth;
 pub mod client;
-pub mod config;
+pub mod registries_conf;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ use crate::reference::Reference;
 
 pub use client::RetryPolicy;
 use client::{Client, Failure};
-use config::{Endpoint, RegistriesConf};
+use registries_conf::{Endpoint, RegistriesConf};
 
 /// A target platform, `os/arch[/variant]` (`linux/arm64/v8`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -117,7 +117,7 @@ impl Default for ResolverOptions {
 pub enum SetupError {
     /// The registries.conf is unreadable or invalid.
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Config(#[from] registries_conf::ConfigError),
     /// The docker config.json is unreadable or invalid.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),

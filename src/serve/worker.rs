@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::git::{Checkout, CommitSpec, GitError, Outcome};
+use crate::git::{ChangeError, Checkout, CommitSpec, GitError, Outcome};
 use crate::registry::Resolver;
-use crate::resolve::{Lookups, LookupsFailed, RegistryResolve};
+use crate::resolve::{Lookups, RegistryResolve};
 use crate::settings::Layers;
-use crate::update::{self, Offline, UpdateError};
+use crate::update::{self, Offline, ResolveError, UpdateError};
 
 use super::api::Job;
 
@@ -361,15 +361,17 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
 /// gateway; a branch that keeps moving is worth retrying later; the rest is ours.
 fn failed(err: GitError) -> Failed {
     let (status, lookups) = match &err {
-        GitError::Change { source, .. } => match source.downcast_ref::<UpdateError>() {
-            Some(UpdateError::Resolve(inner)) => (
-                StatusCode::BAD_GATEWAY,
-                inner
-                    .downcast_ref::<LookupsFailed>()
-                    .map(|l| l.messages().join("; ")),
-            ),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
-        },
+        GitError::Change {
+            source: ChangeError::Update(UpdateError::Resolve(inner)),
+            ..
+        } => (
+            StatusCode::BAD_GATEWAY,
+            match inner {
+                ResolveError::Lookups(l) => Some(l.messages().join("; ")),
+                ResolveError::Failed(_) => None,
+            },
+        ),
+        GitError::Change { .. } => (StatusCode::INTERNAL_SERVER_ERROR, None),
         GitError::KeptMoving { .. } => (StatusCode::SERVICE_UNAVAILABLE, None),
         _ => (StatusCode::BAD_GATEWAY, None),
     };
