@@ -12,6 +12,7 @@ use crate::config::{BumpSpec, Pin};
 use crate::reference::Reference;
 use crate::registry::{self, Resolver};
 use crate::report::{Event, Reporter};
+use crate::resolve::LookupsFailed;
 use crate::update::{Group, Resolve, ResolveError};
 use crate::version::{self, Level};
 
@@ -59,13 +60,6 @@ pub fn spec(rules: &BumpSpec, marker: Option<Marker>, default: Level) -> BumpSpe
     spec
 }
 
-/// Some lookups of a bump failed; each was reported.
-#[derive(Debug, thiserror::Error)]
-#[error("{failed} registry lookups failed")]
-pub struct BumpFailed {
-    failed: usize,
-}
-
 /// The [`Resolve`] of `cru update --bump`: each target (a reference as found) becomes the
 /// newest tag its group's policy allows. A target that carries a digest gets the new tag's
 /// digest; with `pin` (`--resolve-digest`, or a `pin: digest` rule) every target is pinned.
@@ -94,7 +88,7 @@ impl Resolve for BumpResolve {
         let Some(spec) = &group.bump else {
             return Ok(targets.to_vec());
         };
-        let policy = spec.policy(Level::Major)?;
+        let policy = spec.policy(Level::Major).map_err(ResolveError::Failed)?;
         let pin = match group.pin {
             Some(Pin::Digest) => true,
             Some(Pin::None) => false,
@@ -132,9 +126,11 @@ impl Resolve for BumpResolve {
             for e in &failures {
                 reporter.report(Event::Error(e.to_string()));
             }
-            return Err(Box::new(BumpFailed {
-                failed: failures.len(),
-            }));
+            return Err(ResolveError::Lookups(LookupsFailed::new(
+                failures.len(),
+                versioned.len(),
+                failures.iter().map(ToString::to_string).collect(),
+            )));
         }
         // The new tag of each target, and whether its digest must be looked up.
         let bumped: Vec<(Reference, bool)> = targets
@@ -155,7 +151,7 @@ impl Resolve for BumpResolve {
             .digests_on(&wanted, group.platform.as_ref())
             .into_iter();
         let mut out = Vec::with_capacity(targets.len());
-        let mut failed = 0;
+        let mut failed = Vec::new();
         for (r, look) in bumped {
             if !look {
                 out.push(r);
@@ -172,12 +168,16 @@ impl Resolve for BumpResolve {
                 }
                 Err(e) => {
                     reporter.report(Event::Error(e.to_string()));
-                    failed += 1;
+                    failed.push(e.to_string());
                 }
             }
         }
-        if failed > 0 {
-            return Err(Box::new(BumpFailed { failed }));
+        if !failed.is_empty() {
+            return Err(ResolveError::Lookups(LookupsFailed::new(
+                failed.len(),
+                wanted.len(),
+                failed,
+            )));
         }
         Ok(out)
     }
