@@ -571,6 +571,18 @@ fn outdated_exit_codes_and_formats() {
     assert_eq!(v["status"], "outdated");
     assert_eq!(v["bump"], "major");
     assert_eq!(v["line"], 1);
+    // `update --bump --check` is the same question with a diff: exit 1, nothing written.
+    let out = setup.run(&["update", "--bump", "patch", "--check", "old.yaml"]);
+    assert_exit(&out, 1);
+    assert!(
+        stdout(&out).contains(&format!("+a: {host}/lib/app:1.0.1")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        setup.dir.read_string("old.yaml"),
+        format!("a: {host}/lib/app:1.0.0\n")
+    );
     // A .cru.yaml rule sets the policy: ignore-tags drops the only candidate.
     setup.dir.write(
         ".cru.yaml",
@@ -623,4 +635,88 @@ fn ten_thousand_tags_are_read_once_for_every_reference_to_the_repository() {
     let v: serde_json::Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
     assert_eq!(v["status"], "current", "{v}");
     assert_eq!(v["patch"], serde_json::Value::Null);
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_SYSTEM", "/dev/null")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_repository_clone_is_bumped_by_its_own_rules_and_the_commit_is_pushed() {
+    let reg = Registry::start();
+    reg.push_oci("lib/app", "a", &["1.0.0", "1.0.1", "1.1.0", "2.0.0"]);
+    reg.push_oci("lib/db", "d", &["5.1.0", "5.2.0", "6.0.0"]);
+    let host = reg.host();
+    let work = Dir::new();
+    git(work.path(), &["init", "-q", "-b", "main"]);
+    work.write(
+        ".cru.yaml",
+        "rules:\n  - match: {image: '**/lib/db'}\n    bump: major\n",
+    );
+    work.write(
+        "a.yaml",
+        format!("a: {host}/lib/app:1.0.0\nb: {host}/lib/db:5.1.0\n"),
+    );
+    git(work.path(), &["add", "."]);
+    git(
+        work.path(),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    let bare = Dir::new();
+    git(
+        bare.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.path().to_str().unwrap(),
+            "r.git",
+        ],
+    );
+    let url = format!("file://{}/r.git", bare.path().display());
+    let setup = Setup::new();
+    let out = setup.run(&[
+        "update",
+        "--bump",
+        "patch",
+        "--repository",
+        &url,
+        "--commit",
+        "bump versions",
+        "--username",
+        "cru",
+        "--email",
+        "cru@localhost",
+    ]);
+    assert_exit(&out, 0);
+    let repo = bare.path().join("r.git");
+    assert_eq!(
+        git(&repo, &["show", "HEAD:a.yaml"]),
+        format!("a: {host}/lib/app:1.0.1\nb: {host}/lib/db:6.0.0\n"),
+        "--bump patch for the app, the rule's major for the database"
+    );
+    assert_eq!(
+        git(&repo, &["log", "-1", "--format=%s"]).trim(),
+        "bump versions"
+    );
 }
