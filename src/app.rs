@@ -11,8 +11,8 @@ use clap::CommandFactory;
 use crate::bump::BumpResolve;
 use crate::check::{self, Policy};
 use crate::cli::{
-    CheckArgs, CheckFormat, Cli, Command, ConfigCommand, ListArgs, ListFormat, OutdatedArgs,
-    RegistryArgs, ScanArgs, ServeArgs, ShowArgs, UpdateArgs,
+    CheckArgs, CheckFormat, Cli, Command, ConfigCommand, ListArgs, ListFormat, MirrorArgs,
+    OutdatedArgs, RegistryArgs, ScanArgs, ServeArgs, ShowArgs, UpdateArgs,
 };
 use crate::config;
 use crate::git::{self, Checkout, CommitSpec};
@@ -123,6 +123,7 @@ pub fn verbose(cli: &Cli) -> bool {
         Command::Check(a) => a.scan.verbose,
         Command::Outdated(a) => a.scan.verbose,
         Command::Serve(a) => a.scan.verbose,
+        Command::Mirror(a) => a.scan.verbose,
         Command::Completions(_) | Command::Man | Command::Config(_) => false,
     }
 }
@@ -144,6 +145,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
             Ok(Status::Success)
         }
         Command::Serve(args) => run_serve(args, &env),
+        Command::Mirror(args) => run_mirror(args, &env, out),
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(out)?;
             Ok(Status::Success)
@@ -653,4 +655,67 @@ fn serve_token(args: &ServeArgs, env: &Environment) -> Result<Option<String>, Er
         )));
     }
     Ok(token)
+}
+
+/// `cru mirror`: the images named or found, copied (or checked) into `--to`.
+fn run_mirror(args: MirrorArgs, env: &Environment, out: &mut dyn Write) -> Result<Status, Error> {
+    use crate::mirror::{self, Mode, Outcome};
+    let mut layers = layers(&args.scan, None, None, env);
+    layers.flags.registries_conf = args.registries_conf.clone();
+    layers.flags.jobs = args.jobs;
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, None)?;
+    let mut refs = args.image_reference.clone();
+    if refs.is_empty() || !args.scan.paths.is_empty() {
+        let inventory = Inventory::take_in(&roots, &scanner, &settings.scope(), None);
+        for err in &inventory.errors {
+            Log.report(Event::Error(err.to_string()));
+        }
+        if !inventory.errors.is_empty() {
+            // Copy nothing from a tree that was not read whole.
+            return Ok(Status::Failure);
+        }
+        let found = inventory.files.iter().flat_map(|f| &f.refs);
+        refs.extend(found.map(|r| r.occurrence.reference.clone()));
+    }
+    let plan = mirror::plan(&refs, &args.to).map_err(|e| Error::Invalid(e.to_string()))?;
+    let mode = match (args.dry_run, args.check) {
+        (true, _) => Mode::DryRun,
+        (_, true) => Mode::Check,
+        _ => Mode::Copy,
+    };
+    let options = mirror::MirrorOptions {
+        registries_conf: settings.registries_conf.value.clone(),
+        docker_config: settings.docker_config.clone(),
+        platforms: args.platforms.clone(),
+        mode,
+        jobs: usize::from(settings.jobs.value),
+        min_ratelimit: args.min_ratelimit,
+        referrers: args.referrers,
+        ..mirror::MirrorOptions::default()
+    };
+    let run = mirror::copy(&plan, options)?;
+    let mut missing = false;
+    for image in &run.images {
+        match image {
+            Ok(r) => {
+                let verb = match (r.outcome, mode) {
+                    (Outcome::Copied, _) => "copied",
+                    (Outcome::Present, _) => "present",
+                    (Outcome::Missing, Mode::DryRun) => "would copy",
+                    (Outcome::Missing, _) => "missing",
+                };
+                missing |= r.outcome == Outcome::Missing;
+                writeln!(out, "{verb} {} -> {}", r.source, r.target)?;
+            }
+            Err(e) => Log.report(Event::Error(e.to_string())),
+        }
+    }
+    writeln!(out, "{}", run.summary.line(mode))?;
+    Ok(if run.summary.images_failed > 0 {
+        Status::Failure
+    } else if mode == Mode::Check && missing {
+        Status::Findings
+    } else {
+        Status::Success
+    })
 }

@@ -39,6 +39,8 @@ pub enum Command {
     /// Check cru's configuration file (`.cru.yaml`) or show the settings in effect.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy the images the files use (or the named ones) into another registry, by digest.
+    Mirror(MirrorArgs),
 }
 
 /// `cru config`.
@@ -373,6 +375,56 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub scan: ScanArgs,
+}
+
+/// `cru mirror`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("mirror_mode").args(["dry_run", "check"]))]
+pub struct MirrorArgs {
+    /// The registry, and a repository prefix, to copy into: `docker.io/library/python` goes to
+    /// `REGISTRY/PREFIX/library/python`.
+    #[arg(long, value_name = "REGISTRY[/PREFIX]", required = true)]
+    pub to: crate::mirror::Destination,
+
+    /// Copy only this platform's manifest, and tag it, instead of the whole index
+    /// (repeatable; with several, the manifests are copied by digest and not tagged).
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]")]
+    pub platforms: Vec<Platform>,
+
+    /// Also copy each image's referrers: OCI 1.1 referrers (the referrers API, else the
+    /// `sha256-<hex>` tag) and cosign's `.sig`, `.att`, `.sbom` tags.
+    #[arg(long)]
+    pub referrers: bool,
+
+    /// Say what would be copied (images, blobs, bytes); write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Exit 1 if an image is missing from the target (or its tag points elsewhere); copy
+    /// nothing.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Mirror this image (repeatable) instead of the ones found under PATHs.
+    #[arg(long = "image-reference", value_name = "REF", value_parser = parse_reference)]
+    pub image_reference: Vec<Reference>,
+
+    /// Registry requests in flight at most [default: 16, or `jobs:` of .cru.yaml]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+
+    /// Stop before a source's pull limit (Docker Hub's `ratelimit-remaining`) drops below N.
+    #[arg(long, value_name = "N", default_value_t = crate::mirror::DEFAULT_MIN_RATELIMIT)]
+    pub min_ratelimit: u64,
+
+    /// Mirrors and insecure registries (containers-registries.conf v2); mirrors are read
+    /// from, never pushed to [default: as for update]
+    #[arg(long, value_name = "FILE")]
+    pub registries_conf: Option<PathBuf>,
 
     #[command(flatten)]
     #[allow(missing_docs)]

@@ -19,6 +19,7 @@ pub mod files;
 pub mod git;
 pub mod inventory;
 pub mod list;
+pub mod mirror;
 pub mod outdated;
 pub mod plan;
 pub mod progress;

@@ -1,4 +1,5 @@
-//! The progress bar for long registry work, and the log writer that keeps it readable.
+//! The progress bars for long registry work (lookups counted, mirror bytes), and the log
+//! writer that keeps them readable.
 //!
 //! A bar is drawn on stderr only when stderr is a terminal and there are enough lookups to
 //! wait for; otherwise it is hidden, so CI logs and pipes get nothing. Log lines written
@@ -52,6 +53,55 @@ impl Lookups {
 }
 
 impl Drop for Lookups {
+    fn drop(&mut self) {
+        if self.shown {
+            SHOWN.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Progress over the bytes a `cru mirror` run uploads, on the terminal when stderr is one; the
+/// total grows as blobs to upload are found. Cleared when dropped.
+pub struct Bytes {
+    bar: ProgressBar,
+    shown: bool,
+}
+
+impl Bytes {
+    /// Starts at zero of zero bytes.
+    pub fn start() -> Bytes {
+        let shown = io::stderr().is_terminal();
+        let target = if shown {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        if shown {
+            let style = ProgressStyle::with_template(
+                "mirror [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
+            )
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            *SHOWN.lock().unwrap_or_else(PoisonError::into_inner) = Some(bar.clone());
+        }
+        Bytes { bar, shown }
+    }
+
+    /// `n` more bytes to upload.
+    pub fn add_total(&self, n: u64) {
+        self.bar.inc_length(n);
+    }
+
+    /// `n` bytes uploaded.
+    pub fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+}
+
+impl Drop for Bytes {
     fn drop(&mut self) {
         if self.shown {
             SHOWN.lock().unwrap_or_else(PoisonError::into_inner).take();

@@ -3,14 +3,15 @@
 //! It answers two questions, gently: which digest does a tag point at (one manifest `HEAD`
 //! per unique tag and run), and which tags does a repository have. It pings each registry
 //! once to learn its challenge, decides credentials before the first request, fetches at most
-//! one token per (registry, repository), merges identical lookups, bounds in-flight requests,
+//! one token per (registry, repository, scope), merges identical lookups, bounds in-flight requests,
 //! retries 5xx/408/timeouts/dropped connections with backoff and honours `Retry-After`
 //! (seconds or an HTTP date) on 429. It distrusts what registries say: each lookup has a
 //! deadline, bodies are capped while they stream, listed tags and digests must be well formed,
 //! a body is hashed only if it is a manifest, next-page links stay on the registry's origin,
 //! and credentials go to a token server only over HTTPS within the registry's own site
 //! (the pure checks of answers are in `registry/answer.rs`, the realm rule in [`super::auth`]).
-//! It never pushes, deletes, or pulls blobs.
+//! Reading manifests by digest and the write side (`cru mirror`: blobs, manifest pushes with
+//! push-scoped tokens) are in [`super::manifest`] and [`super::blob`]; nothing here deletes.
 //!
 //! Why not `oci-client`: its `fetch_manifest_digest` falls back to a `GET` whenever the `HEAD`
 //! answer lacks `Docker-Content-Digest`, which includes every 404 and 429 (a `GET` that counts
@@ -114,13 +115,13 @@ pub enum Failure {
 
 /// When one lookup must be done: the clock starts at its first request, so that lookups
 /// queued behind `--jobs` others are not charged for the wait.
-struct Deadline {
+pub(super) struct Deadline {
     budget: Duration,
     at: OnceLock<tokio::time::Instant>,
 }
 
 impl Deadline {
-    fn new(budget: Duration) -> Deadline {
+    pub(super) fn new(budget: Duration) -> Deadline {
         Deadline {
             budget,
             at: OnceLock::new(),
@@ -128,7 +129,7 @@ impl Deadline {
     }
 
     /// The deadline, starting the clock if it has not started.
-    fn start(&self) -> tokio::time::Instant {
+    pub(super) fn start(&self) -> tokio::time::Instant {
         *self
             .at
             .get_or_init(|| tokio::time::Instant::now() + self.budget)
@@ -145,7 +146,7 @@ impl Deadline {
             .is_some_and(|at| tokio::time::Instant::now() + d >= at)
     }
 
-    fn exceeded(&self, last: Option<&str>) -> Failure {
+    pub(super) fn exceeded(&self, last: Option<&str>) -> Failure {
         let mut reason = format!(
             "no answer within the lookup deadline of {}s",
             self.budget.as_secs_f32()
@@ -168,14 +169,35 @@ type Shared<T> = Arc<OnceCell<T>>;
 /// One shared result per key: concurrent callers with the same key await one computation.
 type SingleFlight<K, T> = Mutex<HashMap<K, Shared<Result<T, Failure>>>>;
 
+/// What a request does to a repository: the token scope it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `repository:NAME:pull`.
+    Pull,
+    /// `repository:NAME:pull,push`.
+    Push,
+}
+
+impl Access {
+    /// The token scope for `repository`.
+    pub fn scope(self, repository: &str) -> String {
+        match self {
+            Access::Pull => format!("repository:{repository}:pull"),
+            Access::Push => format!("repository:{repository}:pull,push"),
+        }
+    }
+}
+
 /// The distribution-API client: connection pool, caches and limits for one run.
 pub struct Client {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     docker_config: DockerConfig,
-    policy: RetryPolicy,
+    pub(super) policy: RetryPolicy,
     permits: Semaphore,
     registries: SingleFlight<String, Arc<RegistryState>>,
-    tokens: SingleFlight<(String, String), Option<Secret>>,
+    /// Tokens per (registry, repository, scope, repository also pulled from): a pull token
+    /// never serves a push.
+    tokens: SingleFlight<(String, String, Access, Option<String>), Option<Secret>>,
     digests: SingleFlight<(Endpoint, String, Option<Platform>), String>,
     tag_lists: SingleFlight<Endpoint, Arc<Vec<String>>>,
 }
@@ -361,16 +383,42 @@ impl Client {
         url: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, Failure> {
-        let authorization = self.authorization(ep, deadline).await?;
-        self.send(deadline, || {
-            let mut req = self.http.request(method.clone(), url);
-            if let Some(a) = accept {
-                req = req.header(ACCEPT, a);
+        self.authed(ep, Access::Pull, deadline, || {
+            let req = self.http.request(method.clone(), url);
+            match accept {
+                Some(a) => req.header(ACCEPT, a),
+                None => req,
             }
-            if let Some(auth) = &authorization {
-                req = req.header(AUTHORIZATION, auth.expose());
-            }
-            req
+        })
+        .await
+    }
+
+    /// Sends the request `build` makes with the authorization for `access` to `ep`'s
+    /// repository. Only for URLs on `ep`'s own origin: credentials go to their host only.
+    pub(super) async fn authed(
+        &self,
+        ep: &Endpoint,
+        access: Access,
+        deadline: &Deadline,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        self.authed_with(ep, access, None, deadline, build).await
+    }
+
+    /// Like [`Client::authed`], with a token that may also pull from repository `also_pull`
+    /// of the same registry (a cross-repository mount needs both).
+    pub(super) async fn authed_with(
+        &self,
+        ep: &Endpoint,
+        access: Access,
+        also_pull: Option<&str>,
+        deadline: &Deadline,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        let authorization = self.authorization(ep, access, also_pull, deadline).await?;
+        self.send(deadline, || match &authorization {
+            Some(auth) => build().header(AUTHORIZATION, auth.expose()),
+            None => build(),
         })
         .await
     }
@@ -379,6 +427,8 @@ impl Client {
     async fn authorization(
         &self,
         ep: &Endpoint,
+        access: Access,
+        also_pull: Option<&str>,
         deadline: &Deadline,
     ) -> Result<Option<Secret>, Failure> {
         let state = self.registry(ep, deadline).await?;
@@ -386,11 +436,19 @@ impl Client {
             Challenge::None => Ok(None),
             Challenge::Basic => Ok(state.credential.as_ref().and_then(Credential::basic_header)),
             Challenge::Bearer { realm, service } => {
-                let key = (ep.base_url(), ep.repository.clone());
+                let key = (
+                    ep.base_url(),
+                    ep.repository.clone(),
+                    access,
+                    also_pull.map(str::to_owned),
+                );
                 cell(&self.tokens, key)
                     .get_or_init(|| {
+                        let mut scopes = vec![access.scope(&ep.repository)];
+                        scopes.extend(also_pull.map(|from| Access::Pull.scope(from)));
                         self.fetch_token(
                             ep,
+                            scopes,
                             realm,
                             service.as_deref(),
                             state.credential.as_ref(),
@@ -451,12 +509,14 @@ impl Client {
     async fn fetch_token(
         &self,
         ep: &Endpoint,
+        scopes: Vec<String>,
         realm: &str,
         service: Option<&str>,
         credential: Option<&Credential>,
         deadline: &Deadline,
     ) -> Result<Option<Secret>, Failure> {
-        let scope = format!("repository:{}:pull", ep.repository);
+        // One `scope` parameter each in a query; space-separated in an OAuth2 form.
+        let scope = scopes.join(" ");
         let token_host = auth::url_host(realm);
         tracing::debug!(
             registry = ep.host,
@@ -503,7 +563,8 @@ impl Client {
                     .map_err(token_failure)?
             }
             _ => {
-                let mut query = vec![("scope", scope.as_str())];
+                let mut query: Vec<(&str, &str)> =
+                    scopes.iter().map(|s| ("scope", s.as_str())).collect();
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
@@ -534,7 +595,7 @@ impl Client {
 
     /// Sends a request with the policy's retries, within the lookup's deadline; holds a
     /// permit only while in flight. Only transient failures are retried.
-    async fn send(
+    pub(super) async fn send(
         &self,
         deadline: &Deadline,
         build: impl Fn() -> reqwest::RequestBuilder,
@@ -655,11 +716,11 @@ fn random_fraction() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn manifest_url(ep: &Endpoint, tag: &str) -> String {
+pub(super) fn manifest_url(ep: &Endpoint, tag: &str) -> String {
     format!("{}/v2/{}/manifests/{tag}", ep.base_url(), ep.repository)
 }
 
-fn check_status(status: StatusCode) -> Result<(), Failure> {
+pub(super) fn check_status(status: StatusCode) -> Result<(), Failure> {
     match status {
         s if s.is_success() => Ok(()),
         StatusCode::NOT_FOUND => Err(Failure::NotFound),
@@ -669,7 +730,7 @@ fn check_status(status: StatusCode) -> Result<(), Failure> {
 }
 
 /// Reads a body of at most `cap` bytes, failing as soon as more arrive, within the deadline.
-async fn read_body(
+pub(super) async fn read_body(
     mut resp: reqwest::Response,
     cap: usize,
     what: &str,
@@ -742,7 +803,7 @@ fn is_transient(e: &reqwest::Error) -> bool {
 }
 
 /// The error and its sources joined by `: ` (reqwest hides the cause in `source()`).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -10,7 +10,9 @@
 
 mod answer;
 pub mod auth;
+pub mod blob;
 pub mod client;
+pub mod manifest;
 pub mod registries_conf;
 
 use std::fmt;

@@ -172,6 +172,25 @@ impl RegistriesConf {
     }
 }
 
+impl RegistriesConf {
+    /// Where to push `registry/repository`: the registry itself, never a mirror or a
+    /// relocated `location` (a push must land where the name says); only the matching
+    /// entry's `insecure` applies.
+    pub fn push_endpoint(&self, registry: &str, repository: &str) -> Endpoint {
+        let name = format!("{registry}/{repository}");
+        let insecure = self
+            .registries
+            .iter()
+            .filter_map(|e| {
+                let prefix = e.prefix.as_deref().or(e.location.as_deref())?;
+                prefix_matches(prefix, &name).then_some((prefix.len(), e.insecure))
+            })
+            .max_by_key(|(len, _)| *len)
+            .is_some_and(|(_, insecure)| insecure);
+        endpoint_for(&name, insecure)
+    }
+}
+
 /// A prefix matches a name at a path boundary: `docker.io` matches `docker.io/library/x`
 /// but not `docker.ioo/x`. `*.example.com` matches any subdomain's names.
 fn prefix_matches(prefix: &str, name: &str) -> bool {
@@ -231,6 +250,28 @@ mod tests {
             host: host.into(),
             repository: repository.into(),
         }
+    }
+
+    #[test]
+    fn push_endpoints_are_never_a_mirror_or_location_but_keep_insecure() {
+        let c = conf(
+            r#"
+            [[registry]]
+            prefix = "reg.example.com/m"
+            location = "elsewhere.example.com/m"
+            insecure = true
+            [[registry.mirror]]
+            location = "mirror.example.com/m"
+            "#,
+        );
+        assert_eq!(
+            c.push_endpoint("reg.example.com", "m/library/python"),
+            ep("http", "reg.example.com", "m/library/python")
+        );
+        assert_eq!(
+            c.push_endpoint("other.example.com", "x"),
+            ep("https", "other.example.com", "x")
+        );
     }
 
     #[test]

@@ -171,6 +171,7 @@ fn answer(
             .replace("%2F", "/");
         let repo = scope
             .trim_start_matches("repository:")
+            .trim_end_matches(":pull%2Cpush")
             .trim_end_matches(":pull");
         return (200, vec![], format!(r#"{{"token":"tok-{repo}"}}"#));
     }
@@ -251,6 +252,9 @@ pub enum Reply {
     Silence,
     /// A `200` with a chunked body of `total` bytes of `byte`, written as fast as it is read.
     Chunked(Vec<(String, String)>, u8, usize),
+    /// A `200` whose `Content-Length` is the body's, but only the first `n` bytes are sent
+    /// before the connection is closed: a body that breaks off.
+    Truncated(Vec<(String, String)>, Vec<u8>, usize),
 }
 
 impl Reply {
@@ -413,6 +417,18 @@ fn serve_hostile(conn: TcpStream, port: u16, seen: &Mutex<Vec<Seen>>, handler: &
                 if out.write_all(&bytes).is_err() {
                     return;
                 }
+            }
+            Reply::Truncated(extra, payload, n) => {
+                let mut resp = format!("HTTP/1.1 200 X\r\nContent-Length: {}\r\n", payload.len());
+                for (k, v) in extra {
+                    resp.push_str(&format!("{k}: {v}\r\n"));
+                }
+                resp.push_str("\r\n");
+                let mut bytes = resp.into_bytes();
+                bytes.extend_from_slice(&payload[..n.min(payload.len())]);
+                let _ = out.write_all(&bytes);
+                let _ = out.shutdown(std::net::Shutdown::Both);
+                return;
             }
             Reply::Silence => {
                 // Hold the connection without a word until the client gives up.

@@ -336,6 +336,148 @@ impl Pusher {
         (d, digests.remove(0), digests.remove(0))
     }
 
+    /// A linux/amd64 OCI image whose layers are `layers` (a config distinct per `seed`), under
+    /// each tag; returns its digest.
+    pub fn push_layers(&self, repo: &str, seed: &str, layers: &[&[u8]], tags: &[&str]) -> String {
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"seed":"{seed}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        );
+        let config_digest = self.push_blob(repo, config.as_bytes());
+        let entries: Vec<String> = layers
+            .iter()
+            .map(|l| {
+                let d = self.push_blob(repo, l);
+                format!(
+                    r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":{}}}"#,
+                    l.len()
+                )
+            })
+            .collect();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{}]}}"#,
+            config.len(),
+            entries.join(",")
+        );
+        self.tag_all(repo, OCI_MANIFEST, manifest.as_bytes(), tags)
+    }
+
+    /// A buildx-style index under each tag: linux/amd64 and linux/arm64 images, each with an
+    /// attestation manifest (`unknown/unknown`, in-toto layer, `vnd.docker.reference.*`
+    /// annotations). Returns the index digest and the four manifest digests (amd64, arm64,
+    /// then their attestations).
+    pub fn push_buildx_index(
+        &self,
+        repo: &str,
+        seed: &str,
+        tags: &[&str],
+    ) -> (String, Vec<String>) {
+        let mut images = Vec::new();
+        let mut entries = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let (m, mt) = self.image(repo, seed, false, arch);
+            let d = self.push_manifest(repo, &sha256(&m), mt, &m);
+            entries.push(format!(
+                r#"{{"mediaType":"{mt}","digest":"{d}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+                m.len()
+            ));
+            images.push(d);
+        }
+        let mut attestations = Vec::new();
+        for image in images.clone() {
+            let statement = format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v0.1","subject":[{{"digest":{{"sha256":"{}"}}}}],"predicateType":"https://slsa.dev/provenance/v0.2"}}"#,
+                &image[7..]
+            );
+            let layer = self.push_blob(repo, statement.as_bytes());
+            let config = br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+            let config_digest = self.push_blob(repo, config);
+            let m = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.in-toto+json","digest":"{layer}","size":{},"annotations":{{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v0.2"}}}}]}}"#,
+                config.len(),
+                statement.len()
+            );
+            let d = self.push_manifest(repo, &sha256(m.as_bytes()), OCI_MANIFEST, m.as_bytes());
+            entries.push(format!(
+                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":{},"annotations":{{"vnd.docker.reference.digest":"{image}","vnd.docker.reference.type":"attestation-manifest"}},"platform":{{"architecture":"unknown","os":"unknown"}}}}"#,
+                m.len()
+            ));
+            attestations.push(d);
+        }
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+            entries.join(",")
+        );
+        let d = self.tag_all(repo, OCI_INDEX, index.as_bytes(), tags);
+        images.extend(attestations);
+        (d, images)
+    }
+
+    /// A linux/amd64 + linux/arm64 OCI index under each tag whose images each have one large
+    /// layer: `layer` followed by the architecture's name. Returns the index digest.
+    pub fn push_big_index(&self, repo: &str, seed: &str, layer: &[u8], tags: &[&str]) -> String {
+        let mut entries = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let mut own = layer.to_vec();
+            own.extend_from_slice(arch.as_bytes());
+            let config = format!(
+                r#"{{"architecture":"{arch}","os":"linux","config":{{"Labels":{{"seed":"{seed}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+            );
+            let config_digest = self.push_blob(repo, config.as_bytes());
+            let layer_digest = self.push_blob(repo, &own);
+            let m = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{layer_digest}","size":{}}}]}}"#,
+                config.len(),
+                own.len()
+            );
+            let d = self.push_manifest(repo, &sha256(m.as_bytes()), OCI_MANIFEST, m.as_bytes());
+            entries.push(format!(
+                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+                m.len()
+            ));
+        }
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+            entries.join(",")
+        );
+        self.tag_all(repo, OCI_INDEX, index.as_bytes(), tags)
+    }
+
+    /// Copies an image out of the registry with skopeo (every platform) into `dest`
+    /// (an OCI layout), as an independent reader; panics with skopeo's message if it fails.
+    pub fn skopeo_copy_out(&self, repo_ref: &str, dest: &Path) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--all", "--src-tls-verify=false", "--quiet"]);
+        if let Some((u, p)) = &self.basic {
+            cmd.arg(format!("--src-creds={u}:{p}"));
+        }
+        let out = cmd
+            .arg(format!("docker://{}/{repo_ref}", self.host()))
+            .arg(format!("oci:{}:copy", dest.display()))
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo copy failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Whether the registry has a manifest (by tag or digest), asked over HTTP.
+    pub fn has_manifest(&self, repo: &str, reference: &str) -> bool {
+        let resp = self
+            .req(
+                reqwest::Method::HEAD,
+                &format!("{}/v2/{repo}/manifests/{reference}", self.url()),
+            )
+            .header(
+                "accept",
+                format!("{OCI_INDEX}, {OCI_MANIFEST}, {DOCKER_MANIFEST}"),
+            )
+            .send()
+            .unwrap();
+        resp.status().is_success()
+    }
+
     fn tag_all(&self, repo: &str, mt: &str, manifest: &[u8], tags: &[&str]) -> String {
         let mut digest = sha256(manifest);
         for tag in tags {
