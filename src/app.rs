@@ -289,6 +289,7 @@ fn run_update(args: UpdateArgs, env: &Environment, out: &mut dyn Write) -> Resul
         rules: update_rules(&args)?,
         dry_run: args.dry_run || args.check,
         scope: settings.scope(),
+        confine: None,
     };
     let summary = match update_resolve(&args, &settings)? {
         Some(resolver) => update::run(&roots, &scanner, &options, resolver.as_ref(), out)?,
@@ -558,13 +559,14 @@ fn update_in_repository(
     });
     // `--check` is a dry run whose exit status says whether files would change.
     let asked_dry = args.dry_run || args.check;
-    let outcome = checkout.update(commit.as_ref(), asked_dry, |_workdir, dry_run| {
+    let outcome = checkout.update(commit.as_ref(), asked_dry, |workdir, dry_run| {
         let job = update::Job {
             roots: &roots,
             base: Some(&base),
             scanner: &scanner,
             rules: &rules,
             scope: &scope,
+            confine: Some(workdir),
             resolver: resolve,
             dry_run,
             // cru's own preview is silent: its lines would read like a --dry-run.

@@ -15,7 +15,7 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
 use cru::app::{self, Status};
-use cru::cli::Cli;
+use cru::cli::{Cli, Command};
 use cru::progress::LogWriter;
 
 fn main() -> ExitCode {
@@ -40,6 +40,12 @@ fn main() -> ExitCode {
         .with_filter(Targets::new().with_target("cru", level));
     tracing_subscriber::registry().with(log).init();
 
+    // `cru serve` shuts down on its own signals, letting the requests in flight finish.
+    if !matches!(cli.command, Command::Serve(_)) {
+        if let Err(e) = cru::files::clean_up_on_signals() {
+            tracing::warn!("cannot clean up temporary files on SIGINT/SIGTERM: {e}");
+        }
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let status = match app::run(cli, &mut out) {

@@ -109,6 +109,9 @@ pub enum UpdateError {
         /// Why.
         source: std::io::Error,
     },
+    /// Writing the files failed; which were left how is said.
+    #[error(transparent)]
+    Files(#[from] files::WriteError),
     /// The diff could not be printed.
     #[error("writing the diff")]
     Output(#[source] std::io::Error),
@@ -147,6 +150,8 @@ pub struct UpdateOptions {
     pub dry_run: bool,
     /// The configuration's exclusions and per-image rules.
     pub scope: Scope,
+    /// Write only files that resolve (through symlinks) inside this folder: a clone's root.
+    pub confine: Option<PathBuf>,
 }
 
 /// Runs an update over `roots`; a dry run prints its diff to `out`.
@@ -163,6 +168,7 @@ pub fn run(
         scanner,
         rules: &options.rules,
         scope: &options.scope,
+        confine: options.confine.as_deref(),
         resolver,
         dry_run: options.dry_run,
         reporter: &Log,
@@ -184,6 +190,8 @@ pub struct Job<'a> {
     pub rules: &'a Rules,
     /// The configuration's exclusions and per-image rules.
     pub scope: &'a Scope,
+    /// Write only files that resolve (through symlinks) inside this folder: a clone's root.
+    pub confine: Option<&'a Path>,
     /// Registry lookups.
     pub resolver: &'a dyn Resolve,
     /// Print a diff instead of writing.
@@ -309,7 +317,7 @@ impl Job<'_> {
             found,
             ..Summary::default()
         };
-        let mut pending = Vec::new();
+        let mut pending = files::Batch::new(self.confine)?;
         for file in &inventory.files {
             // What the `i`th occurrence of the file, `r`, becomes (its line's marker counts).
             let becomes_at = |i: usize, r: &Reference| {
@@ -336,12 +344,11 @@ impl Job<'_> {
                 becomes_at(i, r)
             };
             let path = file.shown.clone();
-            let read =
-                files::read_text(&file.path, false).map_err(|source| UpdateError::Write {
+            let (buf, stamp) =
+                files::read_for_update(&file.path).map_err(|source| UpdateError::Write {
                     path: path.clone(),
                     source,
                 })?;
-            let buf = read.unwrap_or_default();
             let now = scope.filter(&file.path, scanner.scan(&buf));
             let before: Vec<_> = file.refs.iter().map(|r| &r.occurrence).collect();
             if now.iter().ne(before.iter().copied()) {
@@ -374,23 +381,14 @@ impl Job<'_> {
                 out.write_all(&diff).map_err(UpdateError::Output)?;
             } else {
                 let new = rewrite::apply(&buf, &edits);
-                let write =
-                    files::prepare(&file.path, &new).map_err(|source| UpdateError::Write {
-                        path: path.clone(),
-                        source,
-                    })?;
-                pending.push((path.clone(), write));
+                pending.add(&path, &file.path, stamp, &new)?;
             }
             summary.files.push(path);
             summary.paths.push(file.path.clone());
             summary.changes.extend(changes);
         }
         // Every new content is on disk next to its file; only renames are left.
-        for (path, write) in pending {
-            write
-                .commit()
-                .map_err(|source| UpdateError::Write { path, source })?;
-        }
+        pending.commit()?;
         if self.dry_run {
             out.flush().map_err(UpdateError::Output)?;
         }
@@ -477,6 +475,7 @@ mod tests {
             rules: Rules::new(Selection::All, true).unwrap(),
             dry_run: false,
             scope: Scope::default(),
+            confine: None,
         }
     }
 
@@ -561,6 +560,35 @@ mod tests {
             2,
             "no temporary files left"
         );
+    }
+
+    /// Issue 10 item 4: a PATH folder replaced by a symlink to a host folder made `cru serve`
+    /// and `update --repository` rewrite files there.
+    #[cfg(unix)]
+    #[test]
+    fn a_confined_update_writes_nothing_when_a_file_leads_out_of_the_root() {
+        let host = tempfile::tempdir().unwrap();
+        fs::write(host.path().join("host.yaml"), "image: nginx:1.25\n").unwrap();
+        let clone = tempfile::tempdir().unwrap();
+        fs::write(clone.path().join("a.yaml"), "image: nginx:1.25\n").unwrap();
+        std::os::unix::fs::symlink(host.path(), clone.path().join("deploy")).unwrap();
+        let scanner = Scanner::new(ScanOptions::default());
+        let roots = [clone.path().to_path_buf(), clone.path().join("deploy")];
+        let options = UpdateOptions {
+            confine: Some(clone.path().to_path_buf()),
+            ..options()
+        };
+        let err = run(&roots, &scanner, &options, &Pin, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("host.yaml: leads to"), "{err}");
+        assert_eq!(
+            fs::read_to_string(host.path().join("host.yaml")).unwrap(),
+            "image: nginx:1.25\n"
+        );
+        assert_eq!(
+            fs::read_to_string(clone.path().join("a.yaml")).unwrap(),
+            "image: nginx:1.25\n"
+        );
+        assert_eq!(fs::read_dir(host.path()).unwrap().count(), 1);
     }
 
     #[test]
@@ -653,6 +681,7 @@ mod tests {
             scanner: &scanner,
             rules: &rules,
             scope: &Scope::default(),
+            confine: None,
             resolver: &Offline,
             dry_run: true,
             reporter: &reporter,

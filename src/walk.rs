@@ -78,6 +78,7 @@ where
         .filter_entry(move |e| {
             e.depth() == 0
                 || !(VCS_DIRS.iter().any(|d| e.file_name() == *d)
+                    || crate::files::skip_own_temp(e.path())
                     || exclude.as_ref().is_some_and(|excluded| {
                         excluded(e.path(), e.file_type().is_some_and(|t| t.is_dir()))
                     }))

@@ -332,13 +332,14 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
         email: settings.email.clone(),
         push: true,
     };
-    let outcome = checkout.update(Some(&spec), settings.dry_run, |_workdir, dry_run| {
+    let outcome = checkout.update(Some(&spec), settings.dry_run, |workdir, dry_run| {
         let summary = update::Job {
             roots: &roots,
-            base: Some(&workdir),
+            base: Some(workdir),
             scanner: &scanner,
             rules: &job.rules,
             scope: &scope,
+            confine: Some(workdir),
             resolver: resolve,
             dry_run,
             reporter: &crate::report::Log,

@@ -121,7 +121,8 @@ pub fn assert_exit(out: &Output, code: i32) {
     );
 }
 
-/// Copies a folder tree (files and folders only).
+/// Copies a folder tree (files and folders only), writable by its owner: a copy to edit
+/// (`../shared` is read-only, and cru refuses to replace read-only files).
 pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
@@ -132,6 +133,10 @@ pub fn copy_tree(from: &Path, to: &Path) {
             copy_tree(&entry.path(), &target);
         } else if kind.is_file() {
             fs::copy(entry.path(), &target).unwrap();
+            let mut permissions = fs::metadata(&target).unwrap().permissions();
+            let mode = std::os::unix::fs::PermissionsExt::mode(&permissions);
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, mode | 0o200);
+            fs::set_permissions(&target, permissions).unwrap();
         }
     }
 }
