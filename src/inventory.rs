@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::bump::Marker;
 use crate::config::{Config, ImagePolicy};
 use crate::files;
 use crate::reference::Reference;
@@ -24,6 +25,8 @@ pub struct Located {
     pub line: usize,
     /// 1-based byte offset in the line.
     pub column: usize,
+    /// A `cru: bump=LEVEL` or `cru: ignore` marker after it on its line.
+    pub marker: Option<Marker>,
 }
 
 /// The references of one file.
@@ -202,9 +205,21 @@ pub fn locate(buf: &[u8], occurrences: Vec<Occurrence>) -> Vec<Located> {
     let mut line = 1;
     let mut line_start = 0;
     let mut at = 0;
+    // The marker of the line last read: (the line's end, its marker).
+    let mut marked: Option<(usize, Option<Marker>)> = None;
     occurrences
         .into_iter()
         .map(|occurrence| {
+            let marker = match marked {
+                Some((end, marker)) if occurrence.end <= end => marker,
+                _ => {
+                    let rest = &buf[occurrence.end..];
+                    let end = occurrence.end + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                    let marker = Marker::find(&buf[occurrence.end..end]);
+                    marked = Some((end, marker));
+                    marker
+                }
+            };
             let upto = &buf[at..occurrence.start];
             line += memchr::memchr_iter(b'\n', upto).count();
             if let Some(i) = memchr::memrchr(b'\n', upto) {
@@ -216,6 +231,7 @@ pub fn locate(buf: &[u8], occurrences: Vec<Occurrence>) -> Vec<Located> {
                 occurrence,
                 line,
                 column,
+                marker,
             }
         })
         .collect()
