@@ -8,15 +8,17 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
+use crate::bump::BumpResolve;
 use crate::check::{self, Policy};
 use crate::cli::{
     CheckArgs, CheckFormat, Cli, Command, ConfigCommand, ListArgs, ListFormat, MirrorArgs,
-    RegistryArgs, ScanArgs, ServeArgs, ShowArgs, UpdateArgs,
+    OutdatedArgs, RegistryArgs, ScanArgs, ServeArgs, ShowArgs, UpdateArgs,
 };
 use crate::config;
 use crate::git::{self, Checkout, CommitSpec};
 use crate::inventory::Inventory;
 use crate::list::{self, Format, ListOptions};
+use crate::outdated;
 use crate::plan::{ConflictError, Rules, Selection};
 use crate::reference::Reference;
 use crate::registry::{Resolver, SetupError};
@@ -119,6 +121,7 @@ pub fn verbose(cli: &Cli) -> bool {
         Command::List(a) => a.scan.verbose,
         Command::Update(a) => a.scan.verbose,
         Command::Check(a) => a.scan.verbose,
+        Command::Outdated(a) => a.scan.verbose,
         Command::Serve(a) => a.scan.verbose,
         Command::Mirror(a) => a.scan.verbose,
         Command::Completions(_) | Command::Man | Command::Config(_) => false,
@@ -136,6 +139,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status, Error> {
         Command::List(args) => run_list(args, &env, None, out),
         Command::Update(args) => run_update(args, &env, out),
         Command::Check(args) => run_check(args, &env, out),
+        Command::Outdated(args) => run_outdated(args, &env, out),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "cru", out);
             Ok(Status::Success)
@@ -287,8 +291,8 @@ fn run_update(args: UpdateArgs, env: &Environment, out: &mut dyn Write) -> Resul
         scope: settings.scope(),
         confine: None,
     };
-    let summary = match registry_resolve(&args, &settings)? {
-        Some(resolver) => update::run(&roots, &scanner, &options, &resolver, out)?,
+    let summary = match update_resolve(&args, &settings)? {
+        Some(resolver) => update::run(&roots, &scanner, &options, resolver.as_ref(), out)?,
         None => update::run(&roots, &scanner, &options, &Offline, out)?,
     };
     if !options.dry_run && !summary.files.is_empty() {
@@ -304,12 +308,28 @@ fn run_update(args: UpdateArgs, env: &Environment, out: &mut dyn Write) -> Resul
 
 /// The update rules the command line asks for.
 fn update_rules(args: &UpdateArgs) -> Result<Rules, Error> {
+    if let Some(level) = args.bump {
+        return Ok(Rules::bump(level));
+    }
     let selection = if args.all {
         Selection::All
     } else {
         Selection::References(args.image_reference.clone())
     };
     Ok(Rules::new(selection, args.matching_tag)?)
+}
+
+/// The resolver of an update: the bump's with `--bump`, else the registry's when lookups
+/// may be needed, else none.
+fn update_resolve(
+    args: &UpdateArgs,
+    settings: &Settings,
+) -> Result<Option<Box<dyn update::Resolve>>, Error> {
+    if args.bump.is_some() {
+        let bump = BumpResolve::new(resolver(settings)?, args.resolve_digest);
+        return Ok(Some(Box::new(bump)));
+    }
+    Ok(registry_resolve(args, settings)?.map(|r| Box::new(r) as Box<dyn update::Resolve>))
 }
 
 /// The registry resolver, when `--resolve-digest`, `--resolve-tag` or a `pin: digest` rule of
@@ -415,6 +435,66 @@ fn run_check(args: CheckArgs, env: &Environment, out: &mut dyn Write) -> Result<
     })
 }
 
+/// `cru outdated`: one tag list per repository, compared with each reference's policy.
+fn run_outdated(
+    args: OutdatedArgs,
+    env: &Environment,
+    out: &mut dyn Write,
+) -> Result<Status, Error> {
+    let layers = layers(&args.scan, Some(&args.registry), None, env);
+    let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, None)?;
+    let scope = settings.scope();
+    let inventory = Inventory::take_in(&roots, &scanner, &scope, None);
+    for err in &inventory.errors {
+        tracing::error!("{err}");
+    }
+    let plan =
+        outdated::plan(&inventory, &scope, args.bump).map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut lists = std::collections::HashMap::new();
+    let mut failed = 0;
+    if !plan.repositories.is_empty() {
+        let resolver = resolver(&settings)?;
+        for (r, list) in plan
+            .repositories
+            .iter()
+            .zip(resolver.tag_lists(&plan.repositories))
+        {
+            match list {
+                Ok(tags) => {
+                    lists.insert(r.normalized_name(), tags);
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    let rows = outdated::report(&plan, &|name| lists.get(name).cloned());
+    let format = match args.format {
+        CheckFormat::Text => check::Format::Text,
+        CheckFormat::Json => check::Format::Json,
+        CheckFormat::Github => check::Format::Github,
+    };
+    outdated::write(&rows, format, out)?;
+    if failed > 0 {
+        return Err(Error::Lookups(failed));
+    }
+    if !inventory.errors.is_empty() {
+        return Ok(Status::Failure);
+    }
+    let count = rows.iter().filter(|r| r.is_outdated()).count();
+    tracing::info!(
+        "{} image references compared, {count} outdated",
+        plan.items.len()
+    );
+    Ok(if count > 0 {
+        Status::Findings
+    } else {
+        Status::Success
+    })
+}
+
 // --- git: `--repository`, `--branch`, `--commit` (see docs/git.md) ---
 
 /// PATHs are relative to the repository's root and must stay inside it.
@@ -466,9 +546,9 @@ fn update_in_repository(
     let rules = update_rules(&args)?;
     // Built once: a retry after someone else pushed asks the registries (and their caches)
     // again through the same client.
-    let registry = registry_resolve(&args, &settings)?;
+    let registry = update_resolve(&args, &settings)?;
     let resolve: &dyn update::Resolve = match &registry {
-        Some(r) => r,
+        Some(r) => r.as_ref(),
         None => &Offline,
     };
     let commit = git_args.commit.as_ref().map(|message| CommitSpec {

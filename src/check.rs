@@ -143,14 +143,14 @@ pub fn write(findings: &[Finding], format: Format, out: &mut dyn Write) -> io::R
 }
 
 /// Escapes a workflow command's message (GitHub's `escapeData`).
-fn escape_data(text: &str) -> String {
+pub(crate) fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// Escapes a workflow command's property value (GitHub's `escapeProperty`).
-fn escape_property(text: &str) -> String {
+pub(crate) fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 

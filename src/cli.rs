@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::reference::Reference;
 use crate::registry::Platform;
+use crate::version::Level;
 
 /// cru finds container image references in files and updates them in place.
 #[derive(Debug, Parser)]
@@ -26,6 +27,9 @@ pub enum Command {
     Update(UpdateArgs),
     /// Report references that break a pinning policy (exit 1 if any).
     Check(CheckArgs),
+    /// List references with a newer version: the newest their policy allows and the newest
+    /// per level (exit 1 if any is outdated, 3 if a lookup failed).
+    Outdated(OutdatedArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the manual page (roff), generated from these definitions.
@@ -138,7 +142,7 @@ pub struct ListArgs {
 
 /// `cru update`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("selection").required(true).args(["all", "image_reference"]))]
+#[command(group = clap::ArgGroup::new("selection").required(true).args(["all", "image_reference", "bump"]))]
 pub struct UpdateArgs {
     /// Print a diff of what would change; write nothing.
     #[arg(long)]
@@ -169,6 +173,13 @@ pub struct UpdateArgs {
     /// Replace each tag by the most specific tag with the same digest (`latest` → `3.2.4`).
     #[arg(long)]
     pub resolve_tag: bool,
+
+    /// Move each reference to the newest tag its policy allows: `patch` (same major.minor),
+    /// `minor` (same major) or `major` (any newer version); the default for references that
+    /// no `# cru: bump=LEVEL` marker or `.cru.yaml` rule gives a level. A pinned reference
+    /// gets the new tag's digest.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level, conflicts_with_all = ["matching_tag", "resolve_tag"])]
+    pub bump: Option<Level>,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -267,6 +278,27 @@ pub struct CheckArgs {
     /// Report pinned references whose tag now points at another digest (asks the registries).
     #[arg(long)]
     pub stale: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: RegistryArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: CheckFormat,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub scan: ScanArgs,
+}
+
+/// `cru outdated`.
+#[derive(Debug, Args)]
+pub struct OutdatedArgs {
+    /// The level allowed for references that no `# cru: bump=LEVEL` marker or `.cru.yaml`
+    /// rule gives one: `patch`, `minor` or `major`.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_level, default_value = "major")]
+    pub bump: Level,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -409,4 +441,8 @@ pub struct CompletionsArgs {
 
 fn parse_reference(text: &str) -> Result<Reference, String> {
     Reference::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_level(text: &str) -> Result<Level, String> {
+    text.parse()
 }

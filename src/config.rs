@@ -19,6 +19,7 @@ use serde_saphyr::Spanned;
 
 use crate::reference::Reference;
 use crate::registry::Platform;
+use crate::version::{Level, Policy, Versioning};
 
 /// The names the file is found under, in order, at the top of a repository.
 pub const FILE_NAMES: [&str; 2] = [".cru.yaml", ".cru.yml"];
@@ -113,6 +114,23 @@ pub struct RuleSection {
     pub platform: Option<Spanned<String>>,
     /// Leave the references alone, as a `cru:ignore` on their lines.
     pub ignore: Option<bool>,
+    /// How far `cru update --bump` and `cru outdated` may move the tag: `patch` (same
+    /// major.minor), `minor` (same major) or `major` (any newer version).
+    pub bump: Option<Level>,
+    /// Only tags matching this regular expression (in full) are candidates for a bump.
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
+    pub allow_tags: Option<Spanned<String>>,
+    /// Tags matching any of these regular expressions (in full) are never candidates.
+    #[serde(default)]
+    #[cfg_attr(test, schemars(with = "Vec<String>"))]
+    pub ignore_tags: Vec<Spanned<String>>,
+    /// Read tags with this regular expression instead of the built-in rules: named groups
+    /// `major` (required), `minor`, `patch`, `build`, `prerelease`, `compatibility`.
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
+    pub versioning: Option<Spanned<String>>,
+    /// Whether a variant's own version may move in a bump (`20-alpine3.19` →
+    /// `20-alpine3.20`); default no.
+    pub variant_may_move: Option<bool>,
 }
 
 /// `match:` of a rule.
@@ -169,6 +187,8 @@ pub struct Rule {
     pub platform: Option<Platform>,
     /// `ignore:`.
     pub ignore: Option<bool>,
+    /// The bump policy's keys this rule sets.
+    pub bump: BumpSpec,
     /// The rule as written, on one line (for `cru config show`).
     pub text: String,
 }
@@ -183,6 +203,57 @@ pub struct ImagePolicy {
     pub platform: Option<Platform>,
     /// Leave the reference alone.
     pub ignore: bool,
+    /// The bump policy's keys, each from the last matching rule that sets it.
+    pub bump: BumpSpec,
+}
+
+/// The keys of a bump policy, as written (the regexes were checked when the file was read).
+/// Each is `None` when not set; [`BumpSpec::over`] layers one over another.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct BumpSpec {
+    /// `bump:`.
+    pub level: Option<Level>,
+    /// `allow-tags:`.
+    pub allow_tags: Option<String>,
+    /// `ignore-tags:`.
+    pub ignore_tags: Option<Vec<String>>,
+    /// `versioning:`.
+    pub versioning: Option<String>,
+    /// `variant-may-move:`.
+    pub variant_may_move: Option<bool>,
+}
+
+impl BumpSpec {
+    /// `self`'s keys where set, else `below`'s.
+    pub fn over(self, below: BumpSpec) -> BumpSpec {
+        BumpSpec {
+            level: self.level.or(below.level),
+            allow_tags: self.allow_tags.or(below.allow_tags),
+            ignore_tags: self.ignore_tags.or(below.ignore_tags),
+            versioning: self.versioning.or(below.versioning),
+            variant_may_move: self.variant_may_move.or(below.variant_may_move),
+        }
+    }
+
+    /// The policy these keys make, `default` where no level is set.
+    pub fn policy(&self, default: Level) -> Result<Policy, String> {
+        let full = |p: &str| Regex::new(&format!("^(?:{p})$")).map_err(|e| e.to_string());
+        Ok(Policy {
+            level: self.level.unwrap_or(default),
+            variant_may_move: self.variant_may_move.unwrap_or(false),
+            allow: self.allow_tags.as_deref().map(full).transpose()?,
+            ignore: self
+                .ignore_tags
+                .iter()
+                .flatten()
+                .map(|p| full(p))
+                .collect::<Result<_, _>>()?,
+            versioning: match &self.versioning {
+                Some(p) => Versioning::regex(p)?,
+                None => Versioning::Auto,
+            },
+        })
+    }
 }
 
 /// A configuration file that cannot be used.
@@ -278,6 +349,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             .map(|s| line_of(&s.referenced))
             .min()
             .or(section.platform.as_ref().map(|p| line_of(&p.referenced)))
+            .or(section.allow_tags.as_ref().map(|p| line_of(&p.referenced)))
+            .or(section.versioning.as_ref().map(|p| line_of(&p.referenced)))
+            .or(section.ignore_tags.first().map(|p| line_of(&p.referenced)))
             .unwrap_or(0);
         let image = match &m.image {
             Some(s) => Some(
@@ -326,6 +400,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             })?),
             None => None,
         };
+        let regex_at =
+            |s: &Spanned<String>, key: &str, check: &dyn Fn(&str) -> Result<(), String>| {
+                check(&s.value).map_err(|e| {
+                    fail(
+                        line_of(&s.referenced),
+                        col_of(&s.referenced),
+                        format!("{key}: invalid regular expression: {e}"),
+                    )
+                })
+            };
+        let full = |p: &str| {
+            Regex::new(&format!("^(?:{p})$"))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        if let Some(s) = &section.allow_tags {
+            regex_at(s, "allow-tags", &full)?;
+        }
+        for s in &section.ignore_tags {
+            regex_at(s, "ignore-tags", &full)?;
+        }
+        if let Some(s) = &section.versioning {
+            regex_at(s, "versioning", &|p| Versioning::regex(p).map(drop))?;
+        }
+        let bump = BumpSpec {
+            level: section.bump,
+            allow_tags: section.allow_tags.as_ref().map(|s| s.value.clone()),
+            ignore_tags: (!section.ignore_tags.is_empty()).then(|| {
+                section
+                    .ignore_tags
+                    .iter()
+                    .map(|s| s.value.clone())
+                    .collect()
+            }),
+            versioning: section.versioning.as_ref().map(|s| s.value.clone()),
+            variant_may_move: section.variant_may_move,
+        };
         let mut text = Vec::new();
         let mut conditions = Vec::new();
         for (key, value) in [("image", &m.image), ("files", &m.files), ("tag", &m.tag)] {
@@ -349,7 +460,23 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         if let Some(ignore) = section.ignore {
             text.push(format!("ignore: {ignore}"));
         }
+        if let Some(level) = bump.level {
+            text.push(format!("bump: {level}"));
+        }
+        if let Some(p) = &bump.allow_tags {
+            text.push(format!("allow-tags: {p:?}"));
+        }
+        if let Some(ps) = &bump.ignore_tags {
+            text.push(format!("ignore-tags: {ps:?}"));
+        }
+        if let Some(p) = &bump.versioning {
+            text.push(format!("versioning: {p:?}"));
+        }
+        if let Some(v) = bump.variant_may_move {
+            text.push(format!("variant-may-move: {v}"));
+        }
         rules.push(Rule {
+            bump,
             text: text.join(", "),
             line: first,
             image,
@@ -462,6 +589,7 @@ impl Config {
             if let Some(ignore) = rule.ignore {
                 policy.ignore = ignore;
             }
+            policy.bump = rule.bump.clone().over(std::mem::take(&mut policy.bump));
         }
         policy
     }
@@ -820,6 +948,53 @@ rules:
         assert!(e.starts_with(".cru.yaml:1:"), "{e}");
         let e = parse_err("jobs: 1\njobs: 2\n");
         assert!(e.starts_with(".cru.yaml:2:1: duplicate"), "{e}");
+    }
+
+    #[test]
+    fn bump_keys_layer_per_key_and_bad_regexes_say_where() {
+        let c = parse_ok(
+            "rules:\n  - match: {image: '**'}\n    bump: minor\n    ignore-tags: ['.*-rc.*']\n  - match: {image: 'node'}\n    bump: patch\n    variant-may-move: true\n    allow-tags: '\\d+-alpine.*'\n  - match: {image: 'linuxserver/*'}\n    versioning: '^(?<major>\\d+)\\.(?<minor>\\d+)-ls(?<build>\\d+)$'\n",
+        );
+        let file = Path::new("/repo/a");
+        let b = c.policy(&reference("node:20-alpine"), file).bump;
+        assert_eq!(b.level, Some(Level::Patch), "the later rule wins");
+        assert_eq!(
+            b.ignore_tags,
+            Some(vec![".*-rc.*".to_owned()]),
+            "keys it does not set stay"
+        );
+        assert_eq!(b.variant_may_move, Some(true));
+        let policy = b.policy(Level::Major).unwrap();
+        assert!(policy.allow.as_ref().unwrap().is_match("20-alpine3.20"));
+        assert!(
+            !policy.allow.unwrap().is_match("x20-alpine"),
+            "matched in full"
+        );
+        let b = c.policy(&reference("linuxserver/nginx:1.2-ls3"), file).bump;
+        assert!(b.versioning.is_some());
+        assert!(
+            c.rules[1].text.contains("bump: patch"),
+            "{}",
+            c.rules[1].text
+        );
+        let e = parse_err("rules:\n  - match: {image: x}\n    allow-tags: '(1'\n");
+        assert!(
+            e.starts_with(".cru.yaml:3:17: allow-tags: invalid regular expression"),
+            "{e}"
+        );
+        let e = parse_err("rules:\n  - match: {image: x}\n    ignore-tags: [a, '[b']\n");
+        assert!(
+            e.starts_with(".cru.yaml:3:22: ignore-tags: invalid regular expression"),
+            "{e}"
+        );
+        let e = parse_err("rules:\n  - match: {image: x}\n    versioning: '(?<minor>\\d+)'\n");
+        assert!(
+            e.starts_with(".cru.yaml:3:17: versioning: invalid regular expression")
+                && e.contains("major"),
+            "{e}"
+        );
+        let e = parse_err("rules:\n  - match: {image: x}\n    bump: huge\n");
+        assert!(e.starts_with(".cru.yaml:3:"), "{e}");
     }
 
     #[test]

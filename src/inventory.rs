@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::bump::Marker;
 use crate::config::{Config, ImagePolicy};
 use crate::files;
 use crate::reference::Reference;
@@ -26,6 +27,8 @@ pub struct Located {
     pub column: usize,
     /// Where each part of a split reference is (empty for one in one piece).
     pub parts: Vec<PartAt>,
+    /// A `cru: bump=LEVEL` or `cru: ignore` marker after it on its line.
+    pub marker: Option<Marker>,
 }
 
 /// Where one part of a split reference is.
@@ -254,9 +257,25 @@ pub fn locate(buf: &[u8], occurrences: Vec<Occurrence>) -> Vec<Located> {
         line_start: 0,
         starts: None,
     };
+    // The marker of the line last read: (the line's start, its end, its marker). Split
+    // references may go back in the buffer, so a hit needs both bounds.
+    let mut marked: Option<(usize, usize, Option<Marker>)> = None;
     occurrences
         .into_iter()
         .map(|occurrence| {
+            let marker = match marked {
+                Some((start, end, marker)) if start <= occurrence.end && occurrence.end <= end => {
+                    marker
+                }
+                _ => {
+                    let rest = &buf[occurrence.end..];
+                    let end = occurrence.end + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                    let start = memchr::memrchr(b'\n', &buf[..occurrence.end]).map_or(0, |i| i + 1);
+                    let marker = Marker::find(&buf[occurrence.end..end]);
+                    marked = Some((start, end, marker));
+                    marker
+                }
+            };
             let (line, column) = lines.at(occurrence.anchor());
             let parts = match &occurrence.site {
                 Site::Split(split) => split
@@ -278,6 +297,7 @@ pub fn locate(buf: &[u8], occurrences: Vec<Occurrence>) -> Vec<Located> {
                 line,
                 column,
                 parts,
+                marker,
             }
         })
         .collect()

@@ -11,6 +11,7 @@
 //! [`progress`] draws a bar for registry lookups on a terminal.
 
 pub mod app;
+pub mod bump;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod git;
 pub mod inventory;
 pub mod list;
 pub mod mirror;
+pub mod outdated;
 pub mod plan;
 pub mod progress;
 pub mod reference;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crate::reference::Reference;
+use crate::version::Level;
 
 /// Which references an update touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,9 @@ pub struct Rules {
     matching_tag: bool,
     /// Normalised name → the references given for it.
     by_name: HashMap<String, Vec<Reference>>,
+    /// `--bump LEVEL`: every reference is a target as it is; the bump happens in the
+    /// registry step, this is the level of references no marker or rule gives one.
+    bump: Option<Level>,
 }
 
 impl Rules {
@@ -74,7 +78,42 @@ impl Rules {
             all,
             matching_tag,
             by_name,
+            bump: None,
         })
+    }
+
+    /// The rules of `--bump`: every reference found is a target as it is, bumped later up
+    /// to `default` (where no marker or configuration rule says otherwise).
+    pub fn bump(default: Level) -> Rules {
+        Rules {
+            all: true,
+            matching_tag: true,
+            by_name: HashMap::new(),
+            bump: Some(default),
+        }
+    }
+
+    /// The rules of a bump limited to the repositories of `references` (their tags and
+    /// digests do not count): what `cru serve` runs for a request with `bump`.
+    pub fn bump_only(references: &[Reference], default: Level) -> Rules {
+        let mut by_name: HashMap<String, Vec<Reference>> = HashMap::new();
+        for r in references {
+            by_name
+                .entry(r.normalized_name())
+                .or_default()
+                .push(r.clone());
+        }
+        Rules {
+            all: false,
+            matching_tag: true,
+            by_name,
+            bump: Some(default),
+        }
+    }
+
+    /// The default level of `--bump`, when bumping.
+    pub fn bump_level(&self) -> Option<Level> {
+        self.bump
     }
 
     /// What `found` should become before registry lookups, or `None` if it is not selected.
@@ -88,6 +127,10 @@ impl Rules {
             });
         }
         let given = self.by_name.get(&found.normalized_name())?;
+        if self.bump.is_some() {
+            // Bumped later, from the reference as found.
+            return Some(found.clone());
+        }
         let chosen = if self.matching_tag {
             let tag = found.tag()?;
             given.iter().find(|g| g.tag() == Some(tag))?
@@ -176,6 +219,19 @@ mod tests {
         let rules = Rules::new(Selection::All, true).unwrap();
         let text = format!("gcr.io/a/b:1@{D1}");
         assert_eq!(target(&rules, &text), Some(text));
+    }
+
+    #[test]
+    fn a_bump_targets_every_reference_or_those_of_the_named_repositories_as_found() {
+        let text = format!("gcr.io/a/b:1@{D1}");
+        assert_eq!(
+            target(&Rules::bump(Level::Minor), &text),
+            Some(text.clone())
+        );
+        let only = Rules::bump_only(&[r("gcr.io/a/b:9")], Level::Patch);
+        assert_eq!(only.bump_level(), Some(Level::Patch));
+        assert_eq!(target(&only, &text), Some(text));
+        assert_eq!(target(&only, "gcr.io/a/c:1"), None);
     }
 
     #[test]

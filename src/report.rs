@@ -48,6 +48,17 @@ pub enum Event {
         /// Every tag with that digest, best first.
         matching: Vec<String>,
     },
+    /// `--bump` chose a newer tag.
+    Bumped {
+        /// The normalised name.
+        name: String,
+        /// The tag as found.
+        tag: String,
+        /// The tag chosen.
+        to: String,
+        /// The policy's level.
+        level: crate::version::Level,
+    },
     /// The update is done (or would be, in a dry run).
     Updated {
         /// Files changed.
@@ -92,6 +103,15 @@ impl fmt::Display for Event {
                 f,
                 "resolving repository {name} Tag {tag} to Tag {best} (same digest: {})",
                 matching.join(", ")
+            ),
+            Event::Bumped {
+                name,
+                tag,
+                to,
+                level,
+            } => write!(
+                f,
+                "bumping repository {name} Tag {tag} to Tag {to} ({level})"
             ),
             Event::Updated { files: 0, .. } => f.write_str("no files were updated by cru"),
             Event::Updated {

@@ -41,6 +41,15 @@ pub struct LookupsFailed {
 }
 
 impl LookupsFailed {
+    /// `failed` of `total` lookups failed, with each failure's message.
+    pub fn new(failed: usize, total: usize, messages: Vec<String>) -> LookupsFailed {
+        LookupsFailed {
+            failed,
+            total,
+            messages,
+        }
+    }
+
     /// Each failure's message, in the order of the targets.
     pub fn messages(&self) -> &[String] {
         &self.messages

@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::config::Pin;
+use crate::bump::{self, Marker};
+use crate::config::{BumpSpec, Pin};
 use crate::files;
 use crate::inventory::{scan_path, Inventory, Scope};
 use crate::plan::Rules;
@@ -45,6 +46,8 @@ pub struct Group {
     pub pin: Option<Pin>,
     /// `platform:` (`None`: as the command line says).
     pub platform: Option<Platform>,
+    /// With `--bump`: the bump policy's keys (marker, rules and `--bump`, level always set).
+    pub bump: Option<BumpSpec>,
 }
 
 /// Turns targets into the references to write: where registry lookups happen.
@@ -373,21 +376,31 @@ impl Job<'_> {
         self.reporter.report(Event::Found { references: found });
 
         // The distinct targets of each group, groups in the order first met.
-        let group_of = |r: &Reference, file: &Path| {
+        // With `--bump`, a reference's policy also depends on the marker on its line;
+        // `cru: ignore` leaves it alone.
+        let group_of = |r: &Reference, file: &Path, marker: Option<Marker>| {
             let policy = scope.policy(r, file);
-            Group {
+            let bump = match rules.bump_level() {
+                Some(_) if marker == Some(Marker::Ignore) => return None,
+                Some(default) => Some(bump::spec(&policy.bump, marker, default)),
+                None => None,
+            };
+            Some(Group {
                 pin: policy.pin,
                 platform: policy.platform,
-            }
+                bump,
+            })
         };
         let mut groups: Vec<(Group, BTreeSet<Reference>)> = Vec::new();
         for file in &inventory.files {
-            for r in &file.refs {
-                let r = &r.occurrence.reference;
+            for located in &file.refs {
+                let r = &located.occurrence.reference;
                 let Some(target) = rules.target(r) else {
                     continue;
                 };
-                let group = group_of(r, &file.path);
+                let Some(group) = group_of(r, &file.path, located.marker) else {
+                    continue;
+                };
                 match groups.iter_mut().find(|(g, _)| *g == group) {
                     Some((_, targets)) => {
                         targets.insert(target);
@@ -417,20 +430,30 @@ impl Job<'_> {
         };
         let mut pending = files::Batch::new(self.confine)?;
         for file in &inventory.files {
-            let becomes = |r: &Reference| {
+            // What the `i`th occurrence of the file, `r`, becomes (its line's marker counts).
+            let becomes_at = |i: usize, r: &Reference| {
                 let target = rules.target(r)?;
+                let marker = file.refs.get(i).and_then(|l| l.marker);
                 resolved
-                    .get(&(group_of(r, &file.path), target))
+                    .get(&(group_of(r, &file.path, marker)?, target))
                     .filter(|t| *t != r)
                     .cloned()
             };
             if !file
                 .refs
                 .iter()
-                .any(|r| becomes(&r.occurrence.reference).is_some())
+                .enumerate()
+                .any(|(i, r)| becomes_at(i, &r.occurrence.reference).is_some())
             {
                 continue;
             }
+            // `plan_file` asks once per occurrence, in order: count them.
+            let next = std::cell::Cell::new(0);
+            let becomes = |r: &Reference| {
+                let i = next.get();
+                next.set(i + 1);
+                becomes_at(i, r)
+            };
             let path = file.shown.clone();
             let (buf, stamp) =
                 files::read_for_update(&file.path).map_err(|source| UpdateError::Write {

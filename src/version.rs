@@ -16,7 +16,11 @@ use std::cmp::Ordering;
 use regex::Regex;
 
 /// How far a bump may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
 pub enum Level {
     /// Same major and minor: `1.25.3` → `1.25.5`.
     Patch,
@@ -595,6 +599,45 @@ mod tests {
         let got = [Level::Patch, Level::Minor, Level::Major].map(|l| pick(current, tags, l));
         let want = want.map(|w| w.map(str::to_owned));
         assert_eq!(got, want, "{current} among {tags:?}");
+    }
+
+    /// Every row of the README's table of tag rules holds.
+    #[test]
+    fn the_readme_table_of_tag_rules_holds() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("<!-- tag rules:")
+            .nth(1)
+            .expect("the README has the table of tag rules");
+        let quoted = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut rows = 0;
+        for line in table.lines().skip(3) {
+            if !line.starts_with('|') {
+                break;
+            }
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let (current, tags, policy, chosen) =
+                (&quoted(cells[1])[0], quoted(cells[2]), cells[3], cells[4]);
+            let level = policy.split(',').next().unwrap().parse().unwrap();
+            let policy = Policy {
+                variant_may_move: cells[3].contains("variant-may-move"),
+                ..Policy::new(level)
+            };
+            let got = match choose(current, &tags, &policy) {
+                Ok(Some(t)) => format!("`{t}`"),
+                Ok(None) => "—".to_owned(),
+                Err(NotBumpable::NotAVersion) => "not a version".to_owned(),
+            };
+            assert_eq!(got, chosen, "README row: {line}");
+            rows += 1;
+        }
+        assert!(rows >= 20, "{rows} rows read");
     }
 
     #[test]

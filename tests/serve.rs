@@ -670,6 +670,43 @@ fn resolve_digest_pins_the_reference_with_the_registry() {
 }
 
 #[test]
+fn a_bump_request_moves_the_named_repositories_to_their_newest_allowed_tag() {
+    let reg = Registry::start();
+    let host = reg.host();
+    reg.push_oci("team/app", "a", &["1.0.0", "1.0.3", "1.2.0", "2.0.0"]);
+    let pinned = reg.push_oci("team/db", "old", &["5.0.0"]);
+    let db = reg.push_oci("team/db", "new", &["5.0.1"]);
+    let env = Env::new();
+    let text = format!(
+        "a: {host}/team/app:1.0.0\nb: {host}/team/db:5.0.0@{pinned}\nc: {host}/team/other:1.0.0\n"
+    );
+    let bare = env.bare_repo("remote", &[("app.yaml", text.as_str())], &[]);
+    let service = Service::start(&env, &bare, &[]);
+    let (status, answer) = service.post(&json!({
+        "image-references": [format!("{host}/team/app"), format!("{host}/team/db")],
+        "commit-message": "bump",
+        "bump": "minor"
+    }));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        env.show(&bare, "main", "app.yaml"),
+        format!(
+            "a: {host}/team/app:1.2.0\nb: {host}/team/db:5.0.1@{db}\nc: {host}/team/other:1.0.0\n"
+        ),
+        "the pinned one gets its new tag's digest; a repository not named stays"
+    );
+    // A repository the registry does not have: 502, nothing pushed.
+    let before = env.rev(&bare, "main");
+    let (status, answer) = service.post(&json!({
+        "image-references": [format!("{host}/team/other")],
+        "commit-message": "missing",
+        "bump": "major"
+    }));
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(env.rev(&bare, "main"), before);
+}
+
+#[test]
 fn a_dry_run_reports_the_files_and_pushes_nothing() {
     let env = Env::new();
     let bare = env.bare_repo("remote", FILES, &[]);

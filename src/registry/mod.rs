@@ -374,6 +374,26 @@ impl Resolver {
     }
 }
 
+impl Resolver {
+    /// The tag list of each reference's repository, in order: one list per repository per
+    /// run (single-flight, shared by every reference to it and with `--resolve-tag`),
+    /// fetched concurrently under `--jobs`. No manifest is read.
+    pub fn tag_lists(&self, refs: &[Reference]) -> Vec<Result<Arc<Vec<String>>, Error>> {
+        let inner = &self.inner;
+        let progress = Arc::new(progress::Lookups::start(refs.len()));
+        self.runtime.block_on(join_all(refs.iter().map(|r| {
+            let inner = inner.clone();
+            let r = r.clone();
+            let progress = progress.clone();
+            async move {
+                let outcome = inner.tags_of(&r).await.map(|(_, tags)| tags);
+                progress.done_one();
+                outcome
+            }
+        })))
+    }
+}
+
 /// Runs futures concurrently on the runtime and returns their outputs in order.
 async fn join_all<T: Send + 'static>(
     futures: impl Iterator<Item = impl std::future::Future<Output = T> + Send + 'static>,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::{Rules, Selection};
 use crate::reference::Reference;
+use crate::version::Level;
 
 /// `POST /`: the Go tool's request, plus `resolve-digest`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -23,6 +24,10 @@ pub struct UpdateRequest {
     /// Pin the references to the digest their tag points at now.
     #[serde(default)]
     pub resolve_digest: bool,
+    /// Instead of setting the references, move every reference to their repositories to
+    /// the newest tag its policy allows, up to this level where no marker or rule says.
+    #[serde(default)]
+    pub bump: Option<Level>,
 }
 
 /// The answer to `POST /`: `files` and `commit-sha` are left out when nothing changed.
@@ -58,6 +63,8 @@ pub struct Job {
     pub message: String,
     /// Whether to pin digests with the registries.
     pub resolve_digest: bool,
+    /// `bump`: the references name the repositories to bump.
+    pub bump: Option<Level>,
 }
 
 /// Why a request is refused before any work is done.
@@ -135,16 +142,25 @@ pub fn job(body: &[u8], allow: &[Regex]) -> Result<Job, Refusal> {
             )));
         }
     }
-    let rules = Rules::new(
-        Selection::References(references.clone()),
-        request.matching_tag,
-    )
-    .map_err(|e| Refusal::BadRequest(e.to_string()))?;
+    let rules = match request.bump {
+        Some(_) if request.matching_tag => {
+            return Err(Refusal::BadRequest(
+                "bump and matching-tag do not go together".into(),
+            ))
+        }
+        Some(level) => Rules::bump_only(&references, level),
+        None => Rules::new(
+            Selection::References(references.clone()),
+            request.matching_tag,
+        )
+        .map_err(|e| Refusal::BadRequest(e.to_string()))?,
+    };
     Ok(Job {
         references,
         rules,
         message: request.commit_message,
         resolve_digest: request.resolve_digest,
+        bump: request.bump,
     })
 }
 
@@ -166,6 +182,34 @@ mod tests {
 
     fn refusal(body: &str, allow: &[&str]) -> Refusal {
         job(body.as_bytes(), &allowing(allow)).expect_err("refused")
+    }
+
+    #[test]
+    fn a_bump_request_names_the_repositories_to_bump() {
+        let body = r#"{"image-references": ["gcr.io/p/app"], "commit-message": "bump",
+                       "bump": "minor"}"#;
+        let job = job(body.as_bytes(), &[]).unwrap();
+        assert_eq!(job.bump, Some(Level::Minor));
+        assert_eq!(job.rules.bump_level(), Some(Level::Minor));
+        let found = Reference::parse("gcr.io/p/app:1.2.3").unwrap();
+        assert_eq!(job.rules.target(&found), Some(found));
+        assert!(job
+            .rules
+            .target(&Reference::parse("gcr.io/p/other:1").unwrap())
+            .is_none());
+        let bad =
+            r#"{"image-references": ["gcr.io/p/app"], "commit-message": "b", "bump": "huge"}"#;
+        assert!(matches!(refusal(bad, &[]), Refusal::BadRequest(_)));
+        let both = r#"{"image-references": ["gcr.io/p/app"], "commit-message": "b", "bump": "patch", "matching-tag": true}"#;
+        assert!(matches!(refusal(both, &[]), Refusal::BadRequest(_)));
+        // The allow-list still decides which repositories may be touched.
+        assert!(matches!(
+            refusal(
+                r#"{"image-references": ["gcr.io/p/app"], "commit-message": "b", "bump": "patch"}"#,
+                &["docker.io/.*"]
+            ),
+            Refusal::Forbidden(_)
+        ));
     }
 
     #[test]

@@ -302,23 +302,28 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
     })?;
     let scanner = merged.scanner();
     let scope = merged.scope();
-    let registry = if job.resolve_digest || merged.pins_digests() {
-        let resolver = Resolver::new(merged.resolver_options()).map_err(|e| Failed {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("setting up registry lookups: {e}"),
-        })?;
-        Some(RegistryResolve::new(
-            resolver,
-            Lookups {
-                digest: job.resolve_digest,
-                tag: false,
-            },
-        ))
-    } else {
-        None
-    };
+    let registry: Option<Box<dyn update::Resolve>> =
+        if job.bump.is_some() || job.resolve_digest || merged.pins_digests() {
+            let resolver = Resolver::new(merged.resolver_options()).map_err(|e| Failed {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("setting up registry lookups: {e}"),
+            })?;
+            Some(if job.bump.is_some() {
+                Box::new(crate::bump::BumpResolve::new(resolver, job.resolve_digest))
+            } else {
+                Box::new(RegistryResolve::new(
+                    resolver,
+                    Lookups {
+                        digest: job.resolve_digest,
+                        tag: false,
+                    },
+                ))
+            })
+        } else {
+            None
+        };
     let resolve: &dyn update::Resolve = match &registry {
-        Some(r) => r,
+        Some(r) => r.as_ref(),
         None => &Offline,
     };
     let spec = CommitSpec {
