@@ -324,20 +324,11 @@ impl Resolver {
         refs: &[Reference],
         platform: Option<&Platform>,
     ) -> Vec<Result<String, Error>> {
-        let inner = &self.inner;
-        let platform = inner.platform.clone().or_else(|| platform.cloned());
-        let progress = Arc::new(progress::Lookups::start(refs.len()));
-        self.runtime.block_on(join_all(refs.iter().map(|r| {
-            let inner = inner.clone();
-            let r = r.clone();
-            let progress = progress.clone();
+        let platform = self.inner.platform.clone().or_else(|| platform.cloned());
+        self.each(refs, |inner, r| {
             let platform = platform.clone();
-            async move {
-                let outcome = inner.resolve(&r, platform.as_ref()).await;
-                progress.done_one();
-                outcome
-            }
-        })))
+            async move { inner.resolve(&r, platform.as_ref()).await }
+        })
     }
 
     /// For each reference: the digest its tag points at, the repository's tags with the same
@@ -357,20 +348,11 @@ impl Resolver {
         refs: &[Reference],
         platform: Option<&Platform>,
     ) -> Vec<Result<TagChoice, Error>> {
-        let inner = &self.inner;
-        let platform = inner.platform.clone().or_else(|| platform.cloned());
-        let progress = Arc::new(progress::Lookups::start(refs.len()));
-        self.runtime.block_on(join_all(refs.iter().map(|r| {
-            let inner = inner.clone();
-            let r = r.clone();
-            let progress = progress.clone();
+        let platform = self.inner.platform.clone().or_else(|| platform.cloned());
+        self.each(refs, |inner, r| {
             let platform = platform.clone();
-            async move {
-                let outcome = inner.resolve_tag(&r, platform.as_ref()).await;
-                progress.done_one();
-                outcome
-            }
-        })))
+            async move { inner.resolve_tag(&r, platform.as_ref()).await }
+        })
     }
 }
 
@@ -379,14 +361,28 @@ impl Resolver {
     /// run (single-flight, shared by every reference to it and with `--resolve-tag`),
     /// fetched concurrently under `--jobs`. No manifest is read.
     pub fn tag_lists(&self, refs: &[Reference]) -> Vec<Result<Arc<Vec<String>>, Error>> {
-        let inner = &self.inner;
+        self.each(refs, |inner, r| async move {
+            inner.tags_of(&r).await.map(|(_, tags)| tags)
+        })
+    }
+
+    /// Runs `lookup` for every reference concurrently (bounded by the client's `--jobs`),
+    /// counting each on the progress bar; the outcomes in input order.
+    fn each<T, Fut>(
+        &self,
+        refs: &[Reference],
+        lookup: impl Fn(Arc<Inner>, Reference) -> Fut,
+    ) -> Vec<T>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
         let progress = Arc::new(progress::Lookups::start(refs.len()));
         self.runtime.block_on(join_all(refs.iter().map(|r| {
-            let inner = inner.clone();
-            let r = r.clone();
+            let lookup = lookup(self.inner.clone(), r.clone());
             let progress = progress.clone();
             async move {
-                let outcome = inner.tags_of(&r).await.map(|(_, tags)| tags);
+                let outcome = lookup.await;
                 progress.done_one();
                 outcome
             }
