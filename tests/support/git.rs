@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+// Also included by `registry.rs`, which some tests load without this file.
+#[allow(clippy::duplicate_mod)]
+#[path = "listen.rs"]
+mod listen;
+
 /// Fails the test with an install hint when `program` cannot be run.
 pub fn require(program: &str, package: &str) -> PathBuf {
     let found = if program.contains('/') {
@@ -40,18 +45,34 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+/// Waits until `child` itself listens on `port`: true when it does, false when it exited
+/// (another process took the port first). Panics when it neither listens nor exits in 10 s.
+fn wait_for_port(port: u16, child: &mut Child, what: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+        if listen::listens_on(child.id(), port) && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{what} did not listen on port {port} within 10s");
+}
+
+/// Starts a server with `start(port)` on a free port, again on another port when the one
+/// picked was taken before the server could bind it.
+fn serve_on_free_port(what: &str, mut start: impl FnMut(u16) -> Child) -> Server {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = start(port);
+        if wait_for_port(port, &mut child, what) {
+            return Server { child, port };
+        }
+        let _ = child.wait();
+    }
+    panic!("{what} exited early five times: it could not listen on a free port");
 }
 
 /// Kills a server on drop.
@@ -219,13 +240,13 @@ impl Env {
 
     /// Starts `git daemon` serving the folder of `bare` with pushes enabled.
     pub fn git_daemon(&self, base: &Path) -> Server {
-        let port = free_port();
         // The dashed program itself: `git daemon` would run it as a child of its own, which
         // killing `git` leaves behind.
-        let mut cmd = Command::new(git_program("git-daemon"));
-        self.seal(&mut cmd);
-        let mut child = cmd
-            .args([
+        let program = git_program("git-daemon");
+        serve_on_free_port("git daemon", |port| {
+            let mut cmd = Command::new(&program);
+            self.seal(&mut cmd);
+            cmd.args([
                 "--reuseaddr",
                 "--export-all",
                 "--enable=receive-pack",
@@ -237,9 +258,8 @@ impl Env {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("git daemon starts (apt-get install git)");
-        wait_for_port(port, &mut child, "git daemon");
-        Server { child, port }
+            .expect("git daemon starts (apt-get install git)")
+        })
     }
 
     /// Makes an ed25519 key pair at `path` (no passphrase); returns the public key line.
@@ -268,35 +288,36 @@ impl Env {
         let host_pub = self.keygen(&host_key);
         let keys = dir.join("authorized_keys");
         std::fs::write(&keys, authorized).unwrap();
-        let port = free_port();
-        let config = dir.join("sshd_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
-                 StrictModes no\nUsePAM no\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-                 PidFile {}\nLogLevel ERROR\n",
-                host_key.display(),
-                keys.display(),
-                dir.join("sshd.pid").display()
-            ),
-        )
-        .unwrap();
-        // sshd started as root separates privileges into this folder.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let mut child = Command::new(sshd)
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join("sshd.log")).unwrap(),
-            ))
-            .spawn()
+        let server = serve_on_free_port("sshd", |port| {
+            let config = dir.join("sshd_config");
+            std::fs::write(
+                &config,
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                     StrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+                     PidFile {}\nLogLevel ERROR\n",
+                    host_key.display(),
+                    keys.display(),
+                    dir.join("sshd.pid").display()
+                ),
+            )
             .unwrap();
-        wait_for_port(port, &mut child, "sshd");
+            // sshd started as root separates privileges into this folder.
+            let _ = std::fs::create_dir_all("/run/sshd");
+            Command::new(&sshd)
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(
+                    std::fs::File::create(dir.join("sshd.log")).unwrap(),
+                ))
+                .spawn()
+                .unwrap()
+        });
+        let port = server.port;
         let mut parts = host_pub.split_whitespace();
         let (kind, key) = (parts.next().unwrap(), parts.next().unwrap());
         std::fs::write(
@@ -304,7 +325,7 @@ impl Env {
             format!("[127.0.0.1]:{port} {kind} {key}\n"),
         )
         .unwrap();
-        Server { child, port }
+        server
     }
 
     /// Starts an ssh-agent holding `key`; cru gets its socket in SSH_AUTH_SOCK.
@@ -388,12 +409,12 @@ impl Env {
         let dir = self.path("lighttpd");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("users"), format!("{user}:{password}\n")).unwrap();
-        let port = free_port();
-        let config = dir.join("lighttpd.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"server.modules = ("mod_alias", "mod_auth", "mod_authn_file", "mod_cgi", "mod_setenv")
+        serve_on_free_port("lighttpd", |port| {
+            let config = dir.join("lighttpd.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    r#"server.modules = ("mod_alias", "mod_auth", "mod_authn_file", "mod_cgi", "mod_setenv")
 server.document-root = "{dir}"
 server.bind = "127.0.0.1"
 server.port = {port}
@@ -415,25 +436,24 @@ auth.backend.plain.userfile = "{dir}/users"
 auth.require = ( "/git/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
 {tls}
 "#,
-                tls = tls.unwrap_or(""),
-                dir = dir.display(),
-                backend = backend.display(),
-                root = root.display(),
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(lighttpd)
-            .arg("-D")
-            .arg("-f")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join("stderr.log")).unwrap(),
-            ))
-            .spawn()
+                    tls = tls.unwrap_or(""),
+                    dir = dir.display(),
+                    backend = backend.display(),
+                    root = root.display(),
+                ),
+            )
             .unwrap();
-        wait_for_port(port, &mut child, "lighttpd");
-        Server { child, port }
+            Command::new(&lighttpd)
+                .arg("-D")
+                .arg("-f")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(
+                    std::fs::File::create(dir.join("stderr.log")).unwrap(),
+                ))
+                .spawn()
+                .unwrap()
+        })
     }
 }
 
@@ -548,4 +568,18 @@ impl Drop for Fake {
 /// The path of an HTTP request head's request line.
 pub fn request_path(head: &str) -> &str {
     head.split_whitespace().nth(1).unwrap_or("/")
+}
+
+#[test]
+fn a_port_held_by_another_process_is_not_taken_for_the_servers() {
+    // The port is held here; the "server" exits without listening, as one that lost the
+    // race for the port does. Connecting succeeds, yet the server is not ready.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let mut child = Command::new("true").spawn().unwrap();
+    assert!(!wait_for_port(
+        port,
+        &mut child,
+        "a server that lost its port"
+    ));
 }

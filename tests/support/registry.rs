@@ -23,6 +23,11 @@ pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
+// Also included by `git.rs`, which some tests load without this file.
+#[allow(clippy::duplicate_mod)]
+#[path = "listen.rs"]
+mod listen;
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind a loopback port")
@@ -130,6 +135,11 @@ impl Registry {
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
+            }
+            // Another process may have taken the port before this registry bound it.
+            if !listen::listens_on(self.child.id(), self.port) {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
             }
             if let Ok(resp) = self.http.get(format!("{}/v2/", self.url())).send() {
                 if resp.status().is_success() || resp.status().as_u16() == 401 {
