@@ -670,7 +670,7 @@ fn pushes_over_http_with_basic_auth_and_never_shows_the_password() {
     let (code, out, err) = update(&with_password, "1.25");
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains(password) && !err.contains(password), "{err}");
-    assert!(err.contains("http://alice:***@127.0.0.1"), "{err}");
+    assert!(err.contains("http://***@127.0.0.1"), "{err}");
     assert_eq!(
         env.show(&bare, "main", "deploy/app.yaml"),
         "image: bitnami/nginx:1.25\n"
@@ -757,7 +757,7 @@ fn pushes_over_https_and_checks_the_certificate() {
         .args(args));
     assert_eq!(code, 3, "{err}");
     assert!(
-        err.contains("clone failed for https://alice:***@127.0.0.1"),
+        err.contains("clone failed for https://***@127.0.0.1"),
         "{err}"
     );
     assert!(err.contains("certificate is not trusted"), "{err}");

@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use git2::{Cred, CredentialType};
 
 use super::url as gurl;
+use crate::redact::redact_url;
 
 /// The credential sources for one remote, remembering which were tried.
 pub struct Credentials {
@@ -35,7 +36,7 @@ const MAX_CALLS: u32 = 32;
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
-            .field("url", &gurl::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("tried", &self.tried)
             .finish_non_exhaustive()
     }
@@ -87,7 +88,7 @@ impl Credentials {
                 "the server sent cru on to {} (a redirect?), which asks for credentials: cru \
                  gives a repository's credentials only to its own scheme, host and port ({}); \
                  use the URL the repository really lives at",
-                gurl::redact_url(&gurl::without_userinfo(asked)),
+                redact_url(&gurl::without_userinfo(asked)),
                 origin_text(&self.url)
             )));
         }
@@ -224,7 +225,7 @@ impl Credentials {
 fn origin_text(url: &str) -> String {
     match gurl::origin(url) {
         Some((scheme, host, port)) => format!("{scheme}://{host}:{port}"),
-        None => gurl::redact_url(url),
+        None => redact_url(url),
     }
 }
 

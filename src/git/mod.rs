@@ -26,13 +26,14 @@ use std::time::Duration;
 
 use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType};
 
+pub use crate::redact::redact_url;
 use deadline::Deadline;
 pub use deadline::Timeouts;
 use error::branch_suffix;
 pub use error::{ChangeError, GitError, Step};
 use transport::{fetch_options, hint, push_local, push_network, Pushed};
 use tree::{signature, smudge_modified, tree_conflict, GITLINK};
-pub use url::{redact_url, Location};
+pub use url::Location;
 
 /// How often an update is re-applied on a branch that keeps moving before cru gives up. Each
 /// round lets at least one of the racing writers through, so this is also how many writers

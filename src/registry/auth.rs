@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::docker_hub;
+
 /// A secret string (password, token). `Debug` prints `<redacted>`; there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -133,9 +135,6 @@ struct RawAuth {
     identitytoken: Option<String>,
 }
 
-/// Docker Hub's key in config files and the server name its credential helpers know.
-const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
-
 impl DockerConfig {
     /// Parses a config.json; `path` is only used in errors. Contents never reach an error.
     pub fn parse(text: &str, path: &Path) -> Result<DockerConfig, AuthError> {
@@ -220,22 +219,14 @@ impl DockerConfig {
     /// credential, else the `credsStore`, else none.
     pub fn source_for(&self, host: &str) -> CredentialSource {
         let host = host.to_ascii_lowercase();
-        let is_hub = matches!(
-            host.as_str(),
-            "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com"
-        );
+        let is_hub = docker_hub::is_hub(&host);
         let keys: Vec<&str> = if is_hub {
-            vec![
-                "index.docker.io",
-                "docker.io",
-                "registry-1.docker.io",
-                "registry.hub.docker.com",
-            ]
+            docker_hub::HOSTS.to_vec()
         } else {
             vec![host.as_str()]
         };
         let server = if is_hub {
-            DOCKER_HUB_SERVER.to_owned()
+            docker_hub::CONFIG_SERVER.to_owned()
         } else {
             host.clone()
         };
@@ -558,18 +549,8 @@ pub fn site(host: &str) -> String {
     labels[n.saturating_sub(keep)..].join(".")
 }
 
-/// Replaces `user:password@` in a URL with `***@`, for messages.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let after = &url[scheme_end + 3..];
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    match after[..authority_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..scheme_end + 3], &after[at + 1..]),
-        None => url.to_owned(),
-    }
-}
+/// URLs in registry messages are redacted by the crate's one [`crate::redact::redact_url`].
+pub use crate::redact::redact_url;
 
 #[cfg(test)]
 mod tests {
@@ -783,12 +764,5 @@ mod tests {
         );
         assert_eq!(url_host("http://127.0.0.1:5001/t?x"), "127.0.0.1:5001");
         assert_eq!(url_host("::"), "an invalid URL");
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(redact_url("https://u:p@h/x@y"), "https://***@h/x@y");
-        assert_eq!(redact_url("https://h/x"), "https://h/x");
-        assert_eq!(redact_url("h/x"), "h/x");
     }
 }
