@@ -59,11 +59,7 @@ impl FromStr for Destination {
             return Err(bad());
         }
         let registry = host.to_ascii_lowercase();
-        if matches!(
-            registry.as_str(),
-            "docker.io" | "index.docker.io" | "registry-1.docker.io"
-        ) && prefix.is_empty()
-        {
+        if crate::docker_hub::is_hub(&registry) && prefix.is_empty() {
             // Docker Hub names need a namespace; an empty prefix would write `library/x`.
             return Err(bad());
         }
