@@ -11,6 +11,7 @@
 //! [`progress`] draws a bar for registry lookups on a terminal.
 
 pub mod app;
+pub mod backoff;
 pub mod bump;
 pub mod check;
 pub mod cli;

@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType};
 
+use crate::backoff::Backoff;
+
 pub use crate::redact::redact_url;
 use deadline::Deadline;
 pub use deadline::Timeouts;
@@ -39,6 +41,13 @@ pub use url::Location;
 /// round lets at least one of the racing writers through, so this is also how many writers
 /// racing on one branch are sure to all land.
 pub const PUSH_ATTEMPTS: u32 = 10;
+/// The wait between push attempts: jittered, so that racing writers do not collide again in
+/// lockstep, and capped near the longest wait of the linear backoff it replaced (650 ms).
+const PUSH_BACKOFF: Backoff = Backoff {
+    retries: PUSH_ATTEMPTS - 1,
+    base: Duration::from_millis(150),
+    max: Duration::from_millis(600),
+};
 
 /// How to commit: `--commit`, `--username`, `--email`, `--push`.
 #[derive(Debug, Clone, Default)]
@@ -370,7 +379,7 @@ impl Checkout {
                         attempt + 1,
                         PUSH_ATTEMPTS
                     );
-                    backoff(attempt);
+                    std::thread::sleep(PUSH_BACKOFF.delay(attempt - 1));
                     attempt += 1;
                 }
                 Err(Rejection::Moved) => {
@@ -783,19 +792,6 @@ impl From<GitError> for Rejection {
     fn from(err: GitError) -> Rejection {
         Rejection::Failed(err)
     }
-}
-
-/// Waits a little, longer with each attempt and differently in each process, so that racing
-/// writers do not collide again in lockstep.
-fn backoff(attempt: u32) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 200;
-    std::thread::sleep(Duration::from_millis(
-        u64::from(attempt) * 50 + u64::from(jitter),
-    ));
 }
 
 /// Whether the repository at `url` answers and has `branch`: lists its references without

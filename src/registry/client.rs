@@ -27,6 +27,8 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::backoff::{Backoff, RetryAfter};
+
 use super::answer::{
     content_type, header_digest, next_link, origin_of, parse_manifest, parse_tag_page, retry_after,
     same_origin, too_many_tags, MAX_TAGS,
@@ -72,6 +74,26 @@ pub struct RetryPolicy {
     /// Time allowed for one lookup (a digest or a tag list), from its first request:
     /// retries, backoff, `Retry-After` waits and bodies included.
     pub lookup_deadline: Duration,
+}
+
+impl RetryPolicy {
+    /// The backoff after a 5xx, a timeout or a dropped connection.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            retries: self.retries,
+            base: self.base_backoff,
+            max: self.max_backoff,
+        }
+    }
+
+    /// How a 429 is answered: `Retry-After` (5 s when not given) within the limits.
+    pub fn rate_limit(&self) -> RetryAfter {
+        RetryAfter {
+            retries: self.rate_limit_retries,
+            default: Duration::from_secs(5),
+            max: self.max_retry_after,
+        }
+    }
 }
 
 impl Default for RetryPolicy {
@@ -634,13 +656,14 @@ impl Client {
             let problem = match result {
                 Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(resp.headers());
-                    let allowed = wait.unwrap_or(Duration::from_secs(5));
-                    if rate_limited >= self.policy.rate_limit_retries
-                        || allowed > self.policy.max_retry_after
-                        || deadline.passed_after(allowed)
-                    {
+                    let Some(allowed) = self
+                        .policy
+                        .rate_limit()
+                        .wait(rate_limited, wait)
+                        .filter(|w| !deadline.passed_after(*w))
+                    else {
                         return Err(Failure::RateLimited(wait));
-                    }
+                    };
                     rate_limited += 1;
                     tracing::warn!(
                         "{what}: rate limited (429); waiting {}s as Retry-After asks",
@@ -654,7 +677,7 @@ impl Client {
                         || resp.status() == StatusCode::REQUEST_TIMEOUT =>
                 {
                     let status = resp.status();
-                    if failures >= self.policy.retries {
+                    if !self.policy.backoff().allows(failures) {
                         return Err(Failure::Protocol(format!(
                             "{status} after {} attempts",
                             failures + 1
@@ -669,7 +692,7 @@ impl Client {
                     if !transient {
                         return Err(Failure::Unreachable(reason));
                     }
-                    if failures >= self.policy.retries {
+                    if !self.policy.backoff().allows(failures) {
                         return Err(Failure::Unreachable(format!(
                             "{reason} (after {} attempts)",
                             failures + 1
@@ -678,7 +701,7 @@ impl Client {
                     reason
                 }
             };
-            let backoff = self.backoff(failures);
+            let backoff = self.policy.backoff().delay(failures);
             if deadline.passed_after(backoff) {
                 return Err(deadline.exceeded(Some(&problem)));
             }
@@ -691,29 +714,6 @@ impl Client {
             tokio::time::sleep(backoff).await;
         }
     }
-
-    /// Exponential backoff with full jitter in its upper half: `[d/2, d]`, `d = base·2^n`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let d = self
-            .policy
-            .base_backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.policy.max_backoff);
-        let jitter = random_fraction();
-        d / 2 + d.mul_f64(jitter / 2.0)
-    }
-}
-
-/// A number in `[0, 1)` from the standard library's per-process random hash keys.
-fn random_fraction() -> f64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 pub(super) fn manifest_url(ep: &Endpoint, tag: &str) -> String {
