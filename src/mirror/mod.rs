@@ -195,7 +195,7 @@ pub enum Mode {
 pub struct MirrorOptions {
     /// A registries.conf to use instead of the discovered one.
     pub registries_conf: Option<std::path::PathBuf>,
-    /// The directory holding `config.json`, instead of `$DOCKER_CONFIG` or `~/.docker`.
+    /// The directory holding `config.json` (chosen by the settings); `None`: no credentials.
     pub docker_config: Option<std::path::PathBuf>,
     /// Copy only these platforms' manifests (`--platform`, repeatable); empty: all.
     pub platforms: Vec<Platform>,

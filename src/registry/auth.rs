@@ -194,19 +194,11 @@ impl DockerConfig {
         })
     }
 
-    /// Reads `dir/config.json`, where `dir` is `explicit`, else `$DOCKER_CONFIG`, else
-    /// `~/.docker`. A missing file means no credentials.
-    pub fn discover(explicit: Option<&Path>) -> Result<DockerConfig, AuthError> {
-        let dir = match explicit {
-            Some(dir) => Some(dir.to_owned()),
-            None => std::env::var_os("DOCKER_CONFIG")
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker"))),
-        };
-        let Some(path) = dir.map(|d| d.join("config.json")) else {
-            return Ok(DockerConfig::default());
-        };
+    /// Reads `dir/config.json`; a missing file means no credentials. Which folder
+    /// (`$DOCKER_CONFIG`, else `~/.docker`) is the settings' choice: this never looks at the
+    /// environment.
+    pub fn discover(dir: &Path) -> Result<DockerConfig, AuthError> {
+        let path = dir.join("config.json");
         match std::fs::read_to_string(&path) {
             Ok(text) => DockerConfig::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerConfig::default()),
@@ -569,6 +561,24 @@ mod tests {
         let shown = format!("{c:?} {:?}", CredentialSource::Static(c.clone()));
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("me"));
+    }
+
+    #[test]
+    fn discover_reads_only_the_folder_it_is_handed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No config.json there: no credentials, whatever $DOCKER_CONFIG or ~/.docker hold.
+        let none = DockerConfig::discover(dir.path()).unwrap();
+        assert_eq!(none.source_for("ghcr.io"), CredentialSource::Anonymous);
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths": {"ghcr.io": {"username": "u", "password": "p"}}}"#,
+        )
+        .unwrap();
+        let found = DockerConfig::discover(dir.path()).unwrap();
+        assert!(matches!(
+            found.source_for("ghcr.io"),
+            CredentialSource::Static(_)
+        ));
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl fmt::Display for Platform {
 pub struct ResolverOptions {
     /// The registries.conf to read (chosen by the settings); `None`: no mirrors.
     pub registries_conf: Option<PathBuf>,
-    /// The directory holding `config.json`, instead of `$DOCKER_CONFIG` or `~/.docker`.
+    /// The directory holding `config.json` (chosen by the settings); `None`: no credentials.
     pub docker_config: Option<PathBuf>,
     /// Resolve to this platform's manifest instead of the index (`--platform`).
     pub platform: Option<Platform>,
@@ -288,7 +288,10 @@ impl Resolver {
     /// Reads the settings and credentials configuration and starts the client.
     pub fn new(options: ResolverOptions) -> Result<Resolver, SetupError> {
         let conf = RegistriesConf::discover(options.registries_conf.as_deref())?;
-        let docker_config = auth::DockerConfig::discover(options.docker_config.as_deref())?;
+        let docker_config = match options.docker_config.as_deref() {
+            Some(dir) => auth::DockerConfig::discover(dir)?,
+            None => auth::DockerConfig::default(),
+        };
         let client = Client::new(docker_config, options.retry, options.jobs)
             .map_err(|e| SetupError::Start(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
