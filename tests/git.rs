@@ -1198,3 +1198,28 @@ fn a_file_in_head_that_is_now_a_folder_is_refused_with_what_to_do() {
     );
     assert_eq!(env.rev(&work, "HEAD"), head);
 }
+
+#[test]
+fn a_clones_warnings_go_to_the_reporter_it_is_handed() {
+    use cru::git::{Checkout, Outcome};
+    use cru::report::{Collect, SharedReporter};
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let mut checkout = Checkout::clone_with(&file_url(&bare), None, TIMEOUTS).unwrap();
+    let collect = std::sync::Arc::new(Collect::default());
+    checkout.set_reporter(SharedReporter::new(collect.clone()));
+    // Changes to a clone without a commit are discarded: the reporter is told.
+    let outcome = checkout
+        .update(None, false, |workdir, _| {
+            std::fs::write(workdir.join("README.md"), "changed\n").unwrap();
+            Ok(vec!["README.md".into()])
+        })
+        .unwrap();
+    assert!(matches!(outcome, Outcome::NotCommitted(_)), "{outcome:?}");
+    let warnings = collect.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("no --commit given: the changes to the clone of"),
+        "{warnings:?}"
+    );
+}

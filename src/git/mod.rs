@@ -27,6 +27,7 @@ use std::time::Duration;
 use git2::{build::RepoBuilder, BranchType, Oid, Repository, ResetType};
 
 use crate::backoff::Backoff;
+use crate::report::SharedReporter;
 
 pub use crate::redact::redact_url;
 use deadline::Deadline;
@@ -93,6 +94,8 @@ pub struct Checkout {
     branch: Option<String>,
     remote: bool,
     timeouts: Timeouts,
+    /// Where warnings go (the log, unless the caller hands another reporter).
+    reporter: SharedReporter,
     // Declared last so the repository is closed before its directory is removed.
     _temp: Option<tempfile::TempDir>,
 }
@@ -175,6 +178,7 @@ impl Checkout {
             branch: current,
             remote: false,
             timeouts: Timeouts::default(),
+            reporter: SharedReporter::default(),
             _temp: None,
         })
     }
@@ -263,6 +267,7 @@ impl Checkout {
             branch: Some(branch),
             remote: true,
             timeouts,
+            reporter: SharedReporter::default(),
             _temp: Some(temp),
         })
     }
@@ -270,6 +275,12 @@ impl Checkout {
     /// The root of the working tree, where the files to update are.
     pub fn workdir(&self) -> &Path {
         self.repo.workdir().expect("bare repositories are refused")
+    }
+
+    /// Sends this checkout's warnings to `reporter` from now on (`cru serve` hands each
+    /// request its own).
+    pub fn set_reporter(&mut self, reporter: SharedReporter) {
+        self.reporter = reporter;
     }
 
     /// The branch checked out, if any.
@@ -317,10 +328,10 @@ impl Checkout {
             }
             let Some(spec) = commit else {
                 if self.remote && !dry_run {
-                    tracing::warn!(
+                    self.reporter.warn(format!(
                         "no --commit given: the changes to the clone of {} are discarded",
                         self.shown
-                    );
+                    ));
                 }
                 return Ok(if dry_run {
                     Outcome::DryRun(changed)
@@ -706,11 +717,11 @@ impl Checkout {
         let fetched = self.fetch_reset(&branch);
         if fetched.is_err() {
             if let Err(e) = self.reset_to_remote(&branch) {
-                tracing::warn!(
+                self.reporter.warn(format!(
                     "resetting {} to origin/{branch}: {}",
                     self.shown,
                     e.message()
-                );
+                ));
             }
         }
         self.remove_untracked()?;

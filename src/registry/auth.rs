@@ -16,6 +16,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::docker_hub;
+use crate::report::{Event, Reporter};
 
 /// A secret string (password, token). `Debug` prints `<redacted>`; there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -288,7 +289,7 @@ const HELPER_MAX_OUTPUT: usize = 64 << 10;
 /// Runs `docker-credential-NAME get` with `server` on stdin. A helper that is missing,
 /// fails, knows nothing or takes longer than 30 s yields `None` (with a warning): the
 /// registry then answers anonymous requests or says unauthorized, which names the fix.
-pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
+pub async fn run_helper(name: &str, server: &str, reporter: &dyn Reporter) -> Option<Credential> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let program = format!("docker-credential-{name}");
     let child = tokio::process::Command::new(&program)
@@ -301,9 +302,9 @@ pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(
+            reporter.report(Event::Warning(format!(
                 "cannot run credential helper {program} for {server}: {e}; trying anonymously"
-            );
+            )));
             return None;
         }
     };
@@ -348,9 +349,9 @@ pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
         (Ok(()), Some(status)) if status.success() => {
             let credential = parse_helper_output(&out);
             if credential.is_none() {
-                tracing::warn!(
+                reporter.report(Event::Warning(format!(
                     "credential helper {program} gave no usable credentials for {server}"
-                );
+                )));
             }
             credential
         }
@@ -363,7 +364,9 @@ pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
         }
         (outcome, _) => {
             let why = outcome.err().unwrap_or("failed");
-            tracing::warn!("credential helper {program} {why} for {server}; trying anonymously");
+            reporter.report(Event::Warning(format!(
+                "credential helper {program} {why} for {server}; trying anonymously"
+            )));
             None
         }
     }

@@ -28,6 +28,7 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::backoff::{Backoff, RetryAfter};
+use crate::report::SharedReporter;
 
 use super::answer::{
     content_type, header_digest, next_link, origin_of, parse_manifest, parse_tag_page, retry_after,
@@ -222,6 +223,8 @@ pub struct Client {
     tokens: SingleFlight<(String, String, Access, Option<String>), Option<Secret>>,
     digests: SingleFlight<(Endpoint, String, Option<Platform>), String>,
     tag_lists: SingleFlight<Endpoint, Arc<Vec<String>>>,
+    /// Where warnings go (retries after a 429, refused realms, credential helpers).
+    reporter: SharedReporter,
 }
 
 /// The cell for `key`, created on first use: callers awaiting it share one computation.
@@ -252,7 +255,19 @@ impl Client {
             tokens: Mutex::default(),
             digests: Mutex::default(),
             tag_lists: Mutex::default(),
+            reporter: SharedReporter::default(),
         })
+    }
+
+    /// The same client, with its warnings going to `reporter` instead of the log.
+    pub fn with_reporter(mut self, reporter: SharedReporter) -> Client {
+        self.reporter = reporter;
+        self
+    }
+
+    /// Where this client's warnings go.
+    pub fn reporter(&self) -> &SharedReporter {
+        &self.reporter
     }
 
     /// The digest `endpoint`'s `tag` points at: the manifest's (or index's) own digest, or
@@ -387,11 +402,10 @@ impl Client {
             }
         }
         if malformed > 0 {
-            tracing::warn!(
+            self.reporter.warn(format!(
                 "{}/{}: ignored {malformed} listed tags that are not valid tags",
-                ep.host,
-                ep.repository
-            );
+                ep.host, ep.repository
+            ));
         }
         Ok(Arc::new(tags))
     }
@@ -510,7 +524,7 @@ impl Client {
                     (Challenge::None, _) | (_, CredentialSource::Anonymous) => None,
                     (_, CredentialSource::Static(c)) => Some(c),
                     (_, CredentialSource::Helper { name, server }) => {
-                        auth::run_helper(&name, &server).await
+                        auth::run_helper(&name, &server, &self.reporter).await
                     }
                 };
                 tracing::debug!(
@@ -550,11 +564,11 @@ impl Client {
         // (containerd's CVE-2020-15157): any other realm gets an anonymous request.
         let credential = match (credential, auth::realm_refusal(ep.scheme, &ep.host, realm)) {
             (Some(_), Some(why)) => {
-                tracing::warn!(
+                self.reporter.warn(format!(
                     "not sending the credentials for {} to the token server {token_host}: \
                      {why}; asking for an anonymous token",
                     ep.host
-                );
+                ));
                 None
             }
             (c, _) => c,
@@ -665,10 +679,10 @@ impl Client {
                         return Err(Failure::RateLimited(wait));
                     };
                     rate_limited += 1;
-                    tracing::warn!(
+                    self.reporter.warn(format!(
                         "{what}: rate limited (429); waiting {}s as Retry-After asks",
                         allowed.as_secs_f32()
-                    );
+                    ));
                     tokio::time::sleep(allowed).await;
                     continue;
                 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::progress;
 use crate::reference::Reference;
+use crate::report::SharedReporter;
 
 pub use client::RetryPolicy;
 use client::{Client, Failure};
@@ -97,6 +98,8 @@ pub struct ResolverOptions {
     pub jobs: usize,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
+    /// Where the lookups' warnings go (default: the log).
+    pub reporter: SharedReporter,
 }
 
 /// The default for `--jobs`.
@@ -110,6 +113,7 @@ impl Default for ResolverOptions {
             platform: None,
             jobs: DEFAULT_JOBS,
             retry: RetryPolicy::default(),
+            reporter: SharedReporter::default(),
         }
     }
 }
@@ -293,7 +297,8 @@ impl Resolver {
             None => auth::DockerConfig::default(),
         };
         let client = Client::new(docker_config, options.retry, options.jobs)
-            .map_err(|e| SetupError::Start(e.to_string()))?;
+            .map_err(|e| SetupError::Start(e.to_string()))?
+            .with_reporter(options.reporter);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -426,7 +431,9 @@ impl Inner {
                 Err(f) => {
                     let e = Error::from_failure(f, &name, &ep.host, platform);
                     if i + 1 < endpoints.len() {
-                        tracing::warn!("{e}; trying the next endpoint");
+                        self.client
+                            .reporter()
+                            .warn(format!("{e}; trying the next endpoint"));
                     }
                     last = Some(e);
                 }
