@@ -1223,3 +1223,32 @@ fn a_clones_warnings_go_to_the_reporter_it_is_handed() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn credential_helpers_run_with_terminal_prompts_off_whatever_crus_environment() {
+    let env = Env::new();
+    let _bare = env.bare_repo("remote", FILES, &[]);
+    let password = "h3lper-Pa55word";
+    let server = env.http_git(env.dir.path(), "alice", password);
+    let plain = format!("http://127.0.0.1:{}/git/remote.git", server.port);
+    // A helper that answers only when it may not prompt, as git and GCM then behave.
+    std::fs::write(
+        env.home.join(".gitconfig"),
+        format!(
+            "[credential]\n\thelper = \"!f() {{ test \\\"$GIT_TERMINAL_PROMPT\\\" = 0 || exit 1; \
+             echo username=alice; echo password={password}; }}; f\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) =
+        run(env
+            .cru()
+            .env_remove("GIT_TERMINAL_PROMPT")
+            .args(["list", "--repository", &plain]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Dockerfile:gcr.io/project/app:1.0\ndeploy/app.yaml:bitnami/nginx:1.24\n"
+    );
+    assert!(!err.contains(password), "{err}");
+}

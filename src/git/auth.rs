@@ -8,10 +8,11 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use git2::{Cred, CredentialType};
 
+use super::helper;
 use super::url as gurl;
 use crate::redact::redact_url;
 
@@ -149,7 +150,11 @@ impl Credentials {
                 self.tried.push("git credential helpers".into());
                 let clean = gurl::without_userinfo(&self.url);
                 tracing::debug!("asking the git credential helpers");
-                if let Ok(cred) = Cred::credential_helper(config, &clean, user) {
+                let helpers = helper::GitHelpers::new(config, &clean, user);
+                if let Some(cred) = helpers
+                    .get()
+                    .and_then(|(user, password)| Cred::userpass_plaintext(&user, &password).ok())
+                {
                     return Some(cred);
                 }
             }
@@ -231,16 +236,10 @@ fn origin_text(url: &str) -> String {
 
 /// Runs an askpass program with a prompt; its first output line is the answer.
 fn askpass(program: &str, prompt: &str) -> Option<String> {
-    let output = Command::new(program)
-        .arg(prompt)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(output.stdout).ok()?;
+    let mut cmd = Command::new(program);
+    cmd.arg(prompt);
+    let output = helper::run(cmd, b"", helper::HELPER_DEADLINE)?;
+    let text = String::from_utf8(output).ok()?;
     Some(text.lines().next().unwrap_or("").to_string())
 }
 

@@ -18,6 +18,7 @@ mod change;
 mod checkout;
 mod deadline;
 mod error;
+mod helper;
 mod transport;
 mod tree;
 pub mod url;
