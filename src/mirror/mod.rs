@@ -533,6 +533,8 @@ mod tests {
             "reg.io/Upper",
             "reg.io//x",
             "docker.io",
+            // Every spelling of Docker Hub needs a namespace (see crate::docker_hub).
+            "registry.hub.docker.com",
             "a b.io/x",
         ] {
             assert!(bad.parse::<Destination>().is_err(), "{bad}");
