@@ -508,18 +508,11 @@ fn paths_inside(checkout: &Checkout, scan: &ScanArgs) -> Result<(), Error> {
     }
 }
 
-fn non_interactive() {
-    // Credential helpers and askpass programs run as children: they must not wait on a
-    // terminal. Set before any thread is started.
-    std::env::set_var("GIT_TERMINAL_PROMPT", "0");
-}
-
 fn list_in_repository(
     args: ListArgs,
     env: &Environment,
     out: &mut dyn Write,
 ) -> Result<Status, Error> {
-    non_interactive();
     let repository = args.git.repository.as_deref().unwrap_or(".");
     let checkout = Checkout::new(repository, args.git.branch.as_deref())?;
     paths_inside(&checkout, &args.scan)?;
@@ -533,7 +526,6 @@ fn update_in_repository(
     env: &Environment,
     out: &mut dyn Write,
 ) -> Result<Status, Error> {
-    non_interactive();
     let git_args = &args.git;
     let repository = git_args.repo.repository.as_deref().unwrap_or(".");
     let checkout = Checkout::new(repository, git_args.repo.branch.as_deref())?;
@@ -600,7 +592,6 @@ fn update_in_repository(
 pub const TOKEN_VARIABLE: &str = crate::settings::SERVE_TOKEN_VARIABLE;
 
 fn run_serve(args: ServeArgs, env: &Environment) -> Result<Status, Error> {
-    non_interactive();
     let token = serve_token(&args, env)?;
     let allow =
         serve::api::allow_list(&args.allow).map_err(|e| Error::Invalid(format!("--allow: {e}")))?;

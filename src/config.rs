@@ -17,6 +17,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::docker_hub;
 use crate::reference::Reference;
 use crate::registry::Platform;
 use crate::version::{Level, Policy, Versioning};
@@ -652,23 +653,23 @@ fn normalise_pattern(pattern: &str) -> String {
     let is_host = first.contains(['.', ':']) || first == "localhost";
     match (is_host, rest) {
         (true, Some(rest)) => {
-            let host = match first {
-                "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-                    "docker.io"
-                }
-                other => other,
+            // A pattern's host keeps its case as written (globs are matched as given).
+            let host = if docker_hub::is_hub(first) {
+                docker_hub::NAME
+            } else {
+                first
             };
-            if host == "docker.io" && !rest.contains('/') && !rest.starts_with("**") {
-                format!("docker.io/library/{rest}")
+            if host == docker_hub::NAME && !rest.starts_with("**") {
+                format!("{host}/{}", docker_hub::repository(rest))
             } else {
                 format!("{host}/{rest}")
             }
         }
         // `**` alone, or `*`: any name anywhere.
         (false, None) if first.starts_with("**") => pattern.to_owned(),
-        (false, None) => format!("docker.io/library/{pattern}"),
+        (false, None) => format!("{}/{}", docker_hub::NAME, docker_hub::repository(pattern)),
         (false, Some(_)) if first.starts_with("**") => pattern.to_owned(),
-        (false, Some(_)) => format!("docker.io/{pattern}"),
+        (false, Some(_)) => format!("{}/{pattern}", docker_hub::NAME),
         (true, None) => pattern.to_owned(),
     }
 }

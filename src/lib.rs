@@ -11,10 +11,12 @@
 //! [`progress`] draws a bar for registry lookups on a terminal.
 
 pub mod app;
+pub mod backoff;
 pub mod bump;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod docker_hub;
 pub mod files;
 pub mod git;
 pub mod inventory;
@@ -23,6 +25,7 @@ pub mod mirror;
 pub mod outdated;
 pub mod plan;
 pub mod progress;
+pub mod redact;
 pub mod reference;
 pub mod registry;
 pub mod report;

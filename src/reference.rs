@@ -7,8 +7,10 @@
 
 use std::fmt;
 
-/// The registry that names without a host refer to.
-pub const DOCKER_HUB: &str = "docker.io";
+use crate::docker_hub;
+
+/// The registry that names without a host refer to (see [`crate::docker_hub`]).
+pub const DOCKER_HUB: &str = docker_hub::NAME;
 /// Names longer than this are not valid (distribution's `NameTotalLengthMax`).
 const NAME_MAX: usize = 255;
 /// Tags are at most this long (distribution's tag grammar: 1 + 127 characters).
@@ -108,13 +110,7 @@ impl Reference {
         if self.host_len == 0 {
             return DOCKER_HUB.to_owned();
         }
-        let host = self.name[..self.host_len].to_ascii_lowercase();
-        match host.as_str() {
-            "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-                DOCKER_HUB.to_owned()
-            }
-            _ => host,
-        }
+        docker_hub::normalise_host(&self.name[..self.host_len])
     }
 
     /// The repository path on its registry, normalised (`nginx` → `library/nginx` on Docker Hub).
@@ -124,8 +120,8 @@ impl Reference {
         } else {
             &self.name[self.host_len + 1..]
         };
-        if !path.contains('/') && self.registry() == DOCKER_HUB {
-            format!("library/{path}")
+        if self.registry() == DOCKER_HUB {
+            docker_hub::repository(path)
         } else {
             path.to_owned()
         }

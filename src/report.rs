@@ -7,7 +7,7 @@
 //! or a test. The texts are the Go tool's, which scripts grep for: change them only with care.
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::reference::Reference;
 
@@ -157,6 +157,41 @@ impl Reporter for Log {
     }
 }
 
+/// A reporter that long-lived parts (the registry client, a clone kept by `cru serve`) hold
+/// and hand to their tasks: cheap to clone, [`Log`] by default.
+#[derive(Clone)]
+pub struct SharedReporter(Arc<dyn Reporter + Send + Sync>);
+
+impl SharedReporter {
+    /// Shares `reporter`.
+    pub fn new(reporter: Arc<dyn Reporter + Send + Sync>) -> SharedReporter {
+        SharedReporter(reporter)
+    }
+
+    /// Reports a [`Event::Warning`].
+    pub fn warn(&self, message: impl Into<String>) {
+        self.0.report(Event::Warning(message.into()));
+    }
+}
+
+impl Default for SharedReporter {
+    fn default() -> Self {
+        SharedReporter(Arc::new(Log))
+    }
+}
+
+impl fmt::Debug for SharedReporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedReporter")
+    }
+}
+
+impl Reporter for SharedReporter {
+    fn report(&self, event: Event) {
+        self.0.report(event);
+    }
+}
+
 /// Drops every event.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Silent;
@@ -173,6 +208,17 @@ impl Collect {
     /// The events so far.
     pub fn events(&self) -> Vec<Event> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The texts of the warnings so far, in order.
+    pub fn warnings(&self) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Warning(w) => Some(w),
+                _ => None,
+            })
+            .collect()
     }
 }
 

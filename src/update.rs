@@ -470,7 +470,8 @@ impl Job<'_> {
                 reference: e.written,
             })?;
             for (r, why) in &plan.fixed {
-                tracing::warn!("{path}: {r} left alone: {why}");
+                self.reporter
+                    .report(Event::Warning(format!("{path}: {r} left alone: {why}")));
             }
             if plan.edits.is_empty() {
                 continue;

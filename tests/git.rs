@@ -670,7 +670,7 @@ fn pushes_over_http_with_basic_auth_and_never_shows_the_password() {
     let (code, out, err) = update(&with_password, "1.25");
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains(password) && !err.contains(password), "{err}");
-    assert!(err.contains("http://alice:***@127.0.0.1"), "{err}");
+    assert!(err.contains("http://***@127.0.0.1"), "{err}");
     assert_eq!(
         env.show(&bare, "main", "deploy/app.yaml"),
         "image: bitnami/nginx:1.25\n"
@@ -757,7 +757,7 @@ fn pushes_over_https_and_checks_the_certificate() {
         .args(args));
     assert_eq!(code, 3, "{err}");
     assert!(
-        err.contains("clone failed for https://alice:***@127.0.0.1"),
+        err.contains("clone failed for https://***@127.0.0.1"),
         "{err}"
     );
     assert!(err.contains("certificate is not trusted"), "{err}");
@@ -1197,4 +1197,58 @@ fn a_file_in_head_that_is_now_a_folder_is_refused_with_what_to_do() {
         app
     );
     assert_eq!(env.rev(&work, "HEAD"), head);
+}
+
+#[test]
+fn a_clones_warnings_go_to_the_reporter_it_is_handed() {
+    use cru::git::{Checkout, Outcome};
+    use cru::report::{Collect, SharedReporter};
+    let env = Env::new();
+    let bare = env.bare_repo("remote", FILES, &[]);
+    let mut checkout = Checkout::clone_with(&file_url(&bare), None, TIMEOUTS).unwrap();
+    let collect = std::sync::Arc::new(Collect::default());
+    checkout.set_reporter(SharedReporter::new(collect.clone()));
+    // Changes to a clone without a commit are discarded: the reporter is told.
+    let outcome = checkout
+        .update(None, false, |workdir, _| {
+            std::fs::write(workdir.join("README.md"), "changed\n").unwrap();
+            Ok(vec!["README.md".into()])
+        })
+        .unwrap();
+    assert!(matches!(outcome, Outcome::NotCommitted(_)), "{outcome:?}");
+    let warnings = collect.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("no --commit given: the changes to the clone of"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn credential_helpers_run_with_terminal_prompts_off_whatever_crus_environment() {
+    let env = Env::new();
+    let _bare = env.bare_repo("remote", FILES, &[]);
+    let password = "h3lper-Pa55word";
+    let server = env.http_git(env.dir.path(), "alice", password);
+    let plain = format!("http://127.0.0.1:{}/git/remote.git", server.port);
+    // A helper that answers only when it may not prompt, as git and GCM then behave.
+    std::fs::write(
+        env.home.join(".gitconfig"),
+        format!(
+            "[credential]\n\thelper = \"!f() {{ test \\\"$GIT_TERMINAL_PROMPT\\\" = 0 || exit 1; \
+             echo username=alice; echo password={password}; }}; f\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) =
+        run(env
+            .cru()
+            .env_remove("GIT_TERMINAL_PROMPT")
+            .args(["list", "--repository", &plain]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "Dockerfile:gcr.io/project/app:1.0\ndeploy/app.yaml:bitnami/nginx:1.24\n"
+    );
+    assert!(!err.contains(password), "{err}");
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use support::registry::Registry;
-use util::repo_root;
+use util::{repo_root, seal_keeping_home};
 
 const PINNED: &str =
     "gcr.io/proj/app:1.2@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -123,6 +123,9 @@ impl PreCommit {
 
     fn command(&self, repo: &UserRepo) -> Command {
         let mut cmd = Command::new("pre-commit");
+        // The hooks' cru runs in the tests' sealed environment; HOME stays for cargo and
+        // rustup, and cru reads nothing through it.
+        seal_keeping_home(&mut cmd);
         cmd.current_dir(repo.path())
             .env("PRE_COMMIT_HOME", self.home.path().join("store"))
             // An unoptimised release build is all a test needs. pre-commit gives each hook
@@ -135,12 +138,7 @@ impl PreCommit {
             .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
             .env("CARGO_INCREMENTAL", "0")
             .env("CARGO_TERM_COLOR", "never");
-        for var in [
-            "SKIP",
-            "PRE_COMMIT_COLOR",
-            "DOCKER_CONFIG",
-            "CRU_REGISTRIES_CONF",
-        ] {
+        for var in ["SKIP", "PRE_COMMIT_COLOR"] {
             cmd.env_remove(var);
         }
         cmd

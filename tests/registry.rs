@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use cru::reference::Reference;
 use cru::registry::{Error, Platform, Resolver, ResolverOptions, RetryPolicy};
+use cru::report::{Collect, SharedReporter};
 use support::fake::{fake_manifest, FakeRegistry, Hostile, Reply, Seen};
 use support::registry::{sha256, Proxy, Registry};
 
@@ -324,14 +325,16 @@ fn flaky_registry_still_gives_the_right_digests() {
 }
 
 #[test]
-fn rate_limit_waits_for_retry_after_then_succeeds() {
+fn rate_limit_waits_for_retry_after_then_succeeds_warning_the_reporter_handed_in() {
     let reg = Registry::start();
     let (_, a, _) = reg.push_index("limited/a", "a", &["1"]);
     let (_, b, _) = reg.push_index("limited/b", "b", &["1"]);
     // One manifest GET per 2 s: the second platform lookup (a GET) is told to wait.
     let proxy = Proxy::start(&reg.url(), &["--rate-limit", "1/2"]);
+    let collect = std::sync::Arc::new(Collect::default());
     let resolver = Resolver::new(ResolverOptions {
         platform: Some("linux/amd64".parse().unwrap()),
+        reporter: SharedReporter::new(collect.clone()),
         ..Env::new().options()
     })
     .unwrap();
@@ -347,6 +350,15 @@ fn rate_limit_waits_for_retry_after_then_succeeds() {
         start.elapsed() >= Duration::from_secs(1),
         "did not wait: {:?}",
         start.elapsed()
+    );
+    // The wait is told to the caller's reporter, not to the log.
+    let warnings = collect.warnings();
+    assert!(
+        !warnings.is_empty()
+            && warnings
+                .iter()
+                .all(|w| w.contains("rate limited (429); waiting")),
+        "{warnings:?}"
     );
 }
 

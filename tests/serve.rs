@@ -1194,3 +1194,42 @@ fn each_request_honours_the_configuration_file_of_the_branchs_tip() {
     assert!(message.contains(".cru.yaml:1:7: jobs: 0"), "{message}");
     assert_eq!(env.rev(&bare, "main"), before);
 }
+
+#[test]
+fn warnings_of_a_request_are_answered_and_logged_with_its_number() {
+    let env = Env::new();
+    let files = [
+        (
+            "chart/Chart.yaml",
+            "apiVersion: v2\nname: c\nversion: 0.1.0\nappVersion: \"1.0\"\n",
+        ),
+        (
+            "chart/values.yaml",
+            "image:\n  repository: gcr.io/project/app\n  tag: \"\"\n",
+        ),
+        ("Dockerfile", "FROM gcr.io/project/app:1.0\n"),
+    ];
+    let bare = env.bare_repo("remote", &files, &[]);
+    let service = Service::start(&env, &bare, &[]);
+
+    // The first request warns about nothing: the answer has no `warnings`.
+    let (status, answer) = service.post(&update(&["bitnami/nginx:1.25"], "nothing"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer, json!({"git-url": bare.display().to_string()}));
+
+    // The chart's tag is its appVersion: left alone, and the answer says so.
+    let (status, answer) = service.post(&update(&["gcr.io/project/app:1.1"], "app 1.1"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["files"], json!(["Dockerfile"]));
+    let warnings = answer["warnings"].as_array().expect("warnings answered");
+    assert_eq!(warnings.len(), 1, "{answer}");
+    let warning = warnings[0].as_str().unwrap();
+    assert!(
+        warning.contains("chart/values.yaml")
+            && warning.contains("left alone: the tag is the chart's appVersion"),
+        "{warning}"
+    );
+    // Logged once, under the request's number.
+    service.log_line(&["WARNING: request 2: ", "left alone"]);
+    assert_eq!(service.log().matches("left alone").count(), 1);
+}

@@ -11,7 +11,9 @@ use support::fake::{Hostile, Reply};
 use support::registry::{Proxy, Registry};
 use util::{assert_exit, on_a_terminal, stderr, stdout, Dir};
 
-/// A folder with an empty docker config and registries.conf, so the user's never leak in.
+/// A folder with a registries.conf of its own; cru runs in the sealed environment of
+/// `tests/util` (an empty home, docker config and git configuration), so the user's never
+/// leak in.
 struct Setup {
     dir: Dir,
 }
@@ -19,7 +21,6 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let dir = Dir::new();
-        dir.write(".config/docker/config.json", "{}");
         dir.write(".config/registries.conf", "");
         Setup { dir }
     }
@@ -35,9 +36,7 @@ impl Setup {
     fn cru(&self, args: &[&str]) -> std::process::Command {
         let conf = self.conf_path();
         let mut cmd = self.dir.cru(args);
-        cmd.env("DOCKER_CONFIG", self.dir.path().join(".config/docker"))
-            .env("CRU_REGISTRIES_CONF", conf)
-            .env("HOME", self.dir.path());
+        cmd.env("CRU_REGISTRIES_CONF", conf);
         cmd
     }
 

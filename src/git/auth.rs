@@ -8,11 +8,13 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use git2::{Cred, CredentialType};
 
+use super::helper;
 use super::url as gurl;
+use crate::redact::redact_url;
 
 /// The credential sources for one remote, remembering which were tried.
 pub struct Credentials {
@@ -35,7 +37,7 @@ const MAX_CALLS: u32 = 32;
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
-            .field("url", &gurl::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("tried", &self.tried)
             .finish_non_exhaustive()
     }
@@ -87,7 +89,7 @@ impl Credentials {
                 "the server sent cru on to {} (a redirect?), which asks for credentials: cru \
                  gives a repository's credentials only to its own scheme, host and port ({}); \
                  use the URL the repository really lives at",
-                gurl::redact_url(&gurl::without_userinfo(asked)),
+                redact_url(&gurl::without_userinfo(asked)),
                 origin_text(&self.url)
             )));
         }
@@ -148,7 +150,11 @@ impl Credentials {
                 self.tried.push("git credential helpers".into());
                 let clean = gurl::without_userinfo(&self.url);
                 tracing::debug!("asking the git credential helpers");
-                if let Ok(cred) = Cred::credential_helper(config, &clean, user) {
+                let helpers = helper::GitHelpers::new(config, &clean, user);
+                if let Some(cred) = helpers
+                    .get()
+                    .and_then(|(user, password)| Cred::userpass_plaintext(&user, &password).ok())
+                {
                     return Some(cred);
                 }
             }
@@ -224,22 +230,16 @@ impl Credentials {
 fn origin_text(url: &str) -> String {
     match gurl::origin(url) {
         Some((scheme, host, port)) => format!("{scheme}://{host}:{port}"),
-        None => gurl::redact_url(url),
+        None => redact_url(url),
     }
 }
 
 /// Runs an askpass program with a prompt; its first output line is the answer.
 fn askpass(program: &str, prompt: &str) -> Option<String> {
-    let output = Command::new(program)
-        .arg(prompt)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(output.stdout).ok()?;
+    let mut cmd = Command::new(program);
+    cmd.arg(prompt);
+    let output = helper::run(cmd, b"", helper::HELPER_DEADLINE)?;
+    let text = String::from_utf8(output).ok()?;
     Some(text.lines().next().unwrap_or("").to_string())
 }
 

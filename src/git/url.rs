@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::redact::redact_url;
+
 /// Where a repository lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -135,31 +137,6 @@ pub fn same_origin(a: &str, b: &str) -> bool {
     }
 }
 
-/// The URL as it may be shown: a password becomes `***`, and so does a lone user name in an
-/// http(s) URL (where it is often a token: `https://TOKEN@host/…`). ssh user names stay.
-pub fn redact_url(text: &str) -> String {
-    if is_scp_like(text) || !text.contains("://") {
-        return text.to_string();
-    }
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return text.to_string();
-    };
-    // Userinfo ends at the last `@` before the path; done by hand so that unparsable URLs
-    // are redacted too.
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return text.to_string();
-    };
-    let userinfo = &authority[..at];
-    let shown = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None if scheme.starts_with("http") => "***".to_string(),
-        None => userinfo.to_string(),
-    };
-    format!("{scheme}://{shown}{}", &rest[at..])
-}
-
 /// Replaces every secret of `url` (its password, raw and decoded) in `message` by `***`:
 /// messages from libgit2 and helpers may quote what they were given.
 pub fn scrub(message: &str, url: &str) -> String {
@@ -229,41 +206,11 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("https://user:s3cret@host/r.git"),
-            "https://user:***@host/r.git"
-        );
-        assert_eq!(
-            redact_url("https://ghp_token@host/r.git"),
-            "https://***@host/r.git"
-        );
-        assert_eq!(redact_url("https://host/r.git"), "https://host/r.git");
-        assert_eq!(
-            redact_url("ssh://git@host:22/r.git"),
-            "ssh://git@host:22/r.git"
-        );
-        assert_eq!(
-            redact_url("ssh://git:pw@host/r.git"),
-            "ssh://git:***@host/r.git"
-        );
-        assert_eq!(redact_url("git@host:org/r.git"), "git@host:org/r.git");
-        assert_eq!(
-            redact_url("https://u:p@ss@host/x@y"),
-            "https://u:***@host/x@y"
-        );
-        assert_eq!(redact_url("/tmp/repo"), "/tmp/repo");
-    }
-
-    #[test]
     fn scrub_removes_raw_and_decoded_passwords() {
         let url = "https://alice:p%40ss@host/r.git";
         let msg = format!("failed for {url}: bad p@ss and p%40ss");
         let clean = scrub(&msg, url);
-        assert_eq!(
-            clean,
-            "failed for https://alice:***@host/r.git: bad *** and ***"
-        );
+        assert_eq!(clean, "failed for https://***@host/r.git: bad *** and ***");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::{
     contents, Blob, Contents, Destination, ImageReport, MirrorError, MirrorOptions, MirrorPlan,
     Mode, Outcome, Planned, Run, Summary, MAX_TRANSFERS,
 };
+use crate::backoff::Backoff;
 use crate::reference::Reference;
 use crate::registry::auth::DockerConfig;
 use crate::registry::blob::{CopyFailure, Mount};
@@ -22,14 +23,22 @@ use crate::registry::manifest::{Manifest, RateLimit};
 use crate::registry::registries_conf::{Endpoint, RegistriesConf};
 use crate::registry::{Platform, SetupError};
 
-/// Times a blob whose source body breaks off is started, at most.
-const BLOB_ATTEMPTS: u32 = 3;
+/// A blob whose source body breaks off is started again twice at most (three attempts),
+/// after a short jittered wait.
+const BLOB_RETRY: Backoff = Backoff {
+    retries: 2,
+    base: std::time::Duration::from_millis(100),
+    max: std::time::Duration::from_secs(1),
+};
 
 /// Copies (or, by mode, checks) every image of the plan. Every image is tried; failures are
 /// in [`Run::images`].
 pub fn copy(plan: &MirrorPlan, options: MirrorOptions) -> Result<Run, SetupError> {
     let conf = RegistriesConf::discover(options.registries_conf.as_deref())?;
-    let docker_config = DockerConfig::discover(options.docker_config.as_deref())?;
+    let docker_config = match options.docker_config.as_deref() {
+        Some(dir) => DockerConfig::discover(dir)?,
+        None => DockerConfig::default(),
+    };
     let client = Client::new(docker_config, options.retry.clone(), options.jobs)
         .map_err(|e| SetupError::Start(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -718,13 +727,16 @@ impl Engine {
             match copied {
                 Ok(n) => break n,
                 // The source's body broke off or stalled: start the blob again, a few times.
-                Err(CopyFailure::Source(Failure::Unreachable(why))) if attempt < BLOB_ATTEMPTS => {
+                Err(CopyFailure::Source(Failure::Unreachable(why)))
+                    if BLOB_RETRY.allows(attempt - 1) =>
+                {
                     tracing::warn!(
                         "{}: blob {} broke off ({why}); starting it again",
                         source.name,
                         blob.digest
                     );
                     self.progress.add_total(sent.load(Ordering::Relaxed));
+                    tokio::time::sleep(BLOB_RETRY.delay(attempt - 1)).await;
                     attempt += 1;
                 }
                 Err(f) => {

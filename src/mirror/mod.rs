@@ -59,11 +59,7 @@ impl FromStr for Destination {
             return Err(bad());
         }
         let registry = host.to_ascii_lowercase();
-        if matches!(
-            registry.as_str(),
-            "docker.io" | "index.docker.io" | "registry-1.docker.io"
-        ) && prefix.is_empty()
-        {
+        if crate::docker_hub::is_hub(&registry) && prefix.is_empty() {
             // Docker Hub names need a namespace; an empty prefix would write `library/x`.
             return Err(bad());
         }
@@ -199,7 +195,7 @@ pub enum Mode {
 pub struct MirrorOptions {
     /// A registries.conf to use instead of the discovered one.
     pub registries_conf: Option<std::path::PathBuf>,
-    /// The directory holding `config.json`, instead of `$DOCKER_CONFIG` or `~/.docker`.
+    /// The directory holding `config.json` (chosen by the settings); `None`: no credentials.
     pub docker_config: Option<std::path::PathBuf>,
     /// Copy only these platforms' manifests (`--platform`, repeatable); empty: all.
     pub platforms: Vec<Platform>,
@@ -537,6 +533,8 @@ mod tests {
             "reg.io/Upper",
             "reg.io//x",
             "docker.io",
+            // Every spelling of Docker Hub needs a namespace (see crate::docker_hub).
+            "registry.hub.docker.com",
             "a b.io/x",
         ] {
             assert!(bad.parse::<Destination>().is_err(), "{bad}");

@@ -15,6 +15,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::docker_hub;
+use crate::report::{Event, Reporter};
+
 /// A secret string (password, token). `Debug` prints `<redacted>`; there is no `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -133,9 +136,6 @@ struct RawAuth {
     identitytoken: Option<String>,
 }
 
-/// Docker Hub's key in config files and the server name its credential helpers know.
-const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
-
 impl DockerConfig {
     /// Parses a config.json; `path` is only used in errors. Contents never reach an error.
     pub fn parse(text: &str, path: &Path) -> Result<DockerConfig, AuthError> {
@@ -195,19 +195,11 @@ impl DockerConfig {
         })
     }
 
-    /// Reads `dir/config.json`, where `dir` is `explicit`, else `$DOCKER_CONFIG`, else
-    /// `~/.docker`. A missing file means no credentials.
-    pub fn discover(explicit: Option<&Path>) -> Result<DockerConfig, AuthError> {
-        let dir = match explicit {
-            Some(dir) => Some(dir.to_owned()),
-            None => std::env::var_os("DOCKER_CONFIG")
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker"))),
-        };
-        let Some(path) = dir.map(|d| d.join("config.json")) else {
-            return Ok(DockerConfig::default());
-        };
+    /// Reads `dir/config.json`; a missing file means no credentials. Which folder
+    /// (`$DOCKER_CONFIG`, else `~/.docker`) is the settings' choice: this never looks at the
+    /// environment.
+    pub fn discover(dir: &Path) -> Result<DockerConfig, AuthError> {
+        let path = dir.join("config.json");
         match std::fs::read_to_string(&path) {
             Ok(text) => DockerConfig::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DockerConfig::default()),
@@ -220,22 +212,14 @@ impl DockerConfig {
     /// credential, else the `credsStore`, else none.
     pub fn source_for(&self, host: &str) -> CredentialSource {
         let host = host.to_ascii_lowercase();
-        let is_hub = matches!(
-            host.as_str(),
-            "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com"
-        );
+        let is_hub = docker_hub::is_hub(&host);
         let keys: Vec<&str> = if is_hub {
-            vec![
-                "index.docker.io",
-                "docker.io",
-                "registry-1.docker.io",
-                "registry.hub.docker.com",
-            ]
+            docker_hub::HOSTS.to_vec()
         } else {
             vec![host.as_str()]
         };
         let server = if is_hub {
-            DOCKER_HUB_SERVER.to_owned()
+            docker_hub::CONFIG_SERVER.to_owned()
         } else {
             host.clone()
         };
@@ -305,7 +289,7 @@ const HELPER_MAX_OUTPUT: usize = 64 << 10;
 /// Runs `docker-credential-NAME get` with `server` on stdin. A helper that is missing,
 /// fails, knows nothing or takes longer than 30 s yields `None` (with a warning): the
 /// registry then answers anonymous requests or says unauthorized, which names the fix.
-pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
+pub async fn run_helper(name: &str, server: &str, reporter: &dyn Reporter) -> Option<Credential> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let program = format!("docker-credential-{name}");
     let child = tokio::process::Command::new(&program)
@@ -318,9 +302,9 @@ pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(
+            reporter.report(Event::Warning(format!(
                 "cannot run credential helper {program} for {server}: {e}; trying anonymously"
-            );
+            )));
             return None;
         }
     };
@@ -365,9 +349,9 @@ pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
         (Ok(()), Some(status)) if status.success() => {
             let credential = parse_helper_output(&out);
             if credential.is_none() {
-                tracing::warn!(
+                reporter.report(Event::Warning(format!(
                     "credential helper {program} gave no usable credentials for {server}"
-                );
+                )));
             }
             credential
         }
@@ -380,7 +364,9 @@ pub async fn run_helper(name: &str, server: &str) -> Option<Credential> {
         }
         (outcome, _) => {
             let why = outcome.err().unwrap_or("failed");
-            tracing::warn!("credential helper {program} {why} for {server}; trying anonymously");
+            reporter.report(Event::Warning(format!(
+                "credential helper {program} {why} for {server}; trying anonymously"
+            )));
             None
         }
     }
@@ -558,18 +544,8 @@ pub fn site(host: &str) -> String {
     labels[n.saturating_sub(keep)..].join(".")
 }
 
-/// Replaces `user:password@` in a URL with `***@`, for messages.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let after = &url[scheme_end + 3..];
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    match after[..authority_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..scheme_end + 3], &after[at + 1..]),
-        None => url.to_owned(),
-    }
-}
+/// URLs in registry messages are redacted by the crate's one [`crate::redact::redact_url`].
+pub use crate::redact::redact_url;
 
 #[cfg(test)]
 mod tests {
@@ -588,6 +564,24 @@ mod tests {
         let shown = format!("{c:?} {:?}", CredentialSource::Static(c.clone()));
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("me"));
+    }
+
+    #[test]
+    fn discover_reads_only_the_folder_it_is_handed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No config.json there: no credentials, whatever $DOCKER_CONFIG or ~/.docker hold.
+        let none = DockerConfig::discover(dir.path()).unwrap();
+        assert_eq!(none.source_for("ghcr.io"), CredentialSource::Anonymous);
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths": {"ghcr.io": {"username": "u", "password": "p"}}}"#,
+        )
+        .unwrap();
+        let found = DockerConfig::discover(dir.path()).unwrap();
+        assert!(matches!(
+            found.source_for("ghcr.io"),
+            CredentialSource::Static(_)
+        ));
     }
 
     #[test]
@@ -783,12 +777,5 @@ mod tests {
         );
         assert_eq!(url_host("http://127.0.0.1:5001/t?x"), "127.0.0.1:5001");
         assert_eq!(url_host("::"), "an invalid URL");
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(redact_url("https://u:p@h/x@y"), "https://***@h/x@y");
-        assert_eq!(redact_url("https://h/x"), "https://h/x");
-        assert_eq!(redact_url("h/x"), "h/x");
     }
 }

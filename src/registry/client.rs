@@ -27,6 +27,9 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::backoff::{Backoff, RetryAfter};
+use crate::report::SharedReporter;
+
 use super::answer::{
     content_type, header_digest, next_link, origin_of, parse_manifest, parse_tag_page, retry_after,
     same_origin, too_many_tags, MAX_TAGS,
@@ -72,6 +75,26 @@ pub struct RetryPolicy {
     /// Time allowed for one lookup (a digest or a tag list), from its first request:
     /// retries, backoff, `Retry-After` waits and bodies included.
     pub lookup_deadline: Duration,
+}
+
+impl RetryPolicy {
+    /// The backoff after a 5xx, a timeout or a dropped connection.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            retries: self.retries,
+            base: self.base_backoff,
+            max: self.max_backoff,
+        }
+    }
+
+    /// How a 429 is answered: `Retry-After` (5 s when not given) within the limits.
+    pub fn rate_limit(&self) -> RetryAfter {
+        RetryAfter {
+            retries: self.rate_limit_retries,
+            default: Duration::from_secs(5),
+            max: self.max_retry_after,
+        }
+    }
 }
 
 impl Default for RetryPolicy {
@@ -200,6 +223,8 @@ pub struct Client {
     tokens: SingleFlight<(String, String, Access, Option<String>), Option<Secret>>,
     digests: SingleFlight<(Endpoint, String, Option<Platform>), String>,
     tag_lists: SingleFlight<Endpoint, Arc<Vec<String>>>,
+    /// Where warnings go (retries after a 429, refused realms, credential helpers).
+    reporter: SharedReporter,
 }
 
 /// The cell for `key`, created on first use: callers awaiting it share one computation.
@@ -230,7 +255,19 @@ impl Client {
             tokens: Mutex::default(),
             digests: Mutex::default(),
             tag_lists: Mutex::default(),
+            reporter: SharedReporter::default(),
         })
+    }
+
+    /// The same client, with its warnings going to `reporter` instead of the log.
+    pub fn with_reporter(mut self, reporter: SharedReporter) -> Client {
+        self.reporter = reporter;
+        self
+    }
+
+    /// Where this client's warnings go.
+    pub fn reporter(&self) -> &SharedReporter {
+        &self.reporter
     }
 
     /// The digest `endpoint`'s `tag` points at: the manifest's (or index's) own digest, or
@@ -365,11 +402,10 @@ impl Client {
             }
         }
         if malformed > 0 {
-            tracing::warn!(
+            self.reporter.warn(format!(
                 "{}/{}: ignored {malformed} listed tags that are not valid tags",
-                ep.host,
-                ep.repository
-            );
+                ep.host, ep.repository
+            ));
         }
         Ok(Arc::new(tags))
     }
@@ -488,7 +524,7 @@ impl Client {
                     (Challenge::None, _) | (_, CredentialSource::Anonymous) => None,
                     (_, CredentialSource::Static(c)) => Some(c),
                     (_, CredentialSource::Helper { name, server }) => {
-                        auth::run_helper(&name, &server).await
+                        auth::run_helper(&name, &server, &self.reporter).await
                     }
                 };
                 tracing::debug!(
@@ -528,11 +564,11 @@ impl Client {
         // (containerd's CVE-2020-15157): any other realm gets an anonymous request.
         let credential = match (credential, auth::realm_refusal(ep.scheme, &ep.host, realm)) {
             (Some(_), Some(why)) => {
-                tracing::warn!(
+                self.reporter.warn(format!(
                     "not sending the credentials for {} to the token server {token_host}: \
                      {why}; asking for an anonymous token",
                     ep.host
-                );
+                ));
                 None
             }
             (c, _) => c,
@@ -634,18 +670,19 @@ impl Client {
             let problem = match result {
                 Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(resp.headers());
-                    let allowed = wait.unwrap_or(Duration::from_secs(5));
-                    if rate_limited >= self.policy.rate_limit_retries
-                        || allowed > self.policy.max_retry_after
-                        || deadline.passed_after(allowed)
-                    {
+                    let Some(allowed) = self
+                        .policy
+                        .rate_limit()
+                        .wait(rate_limited, wait)
+                        .filter(|w| !deadline.passed_after(*w))
+                    else {
                         return Err(Failure::RateLimited(wait));
-                    }
+                    };
                     rate_limited += 1;
-                    tracing::warn!(
+                    self.reporter.warn(format!(
                         "{what}: rate limited (429); waiting {}s as Retry-After asks",
                         allowed.as_secs_f32()
-                    );
+                    ));
                     tokio::time::sleep(allowed).await;
                     continue;
                 }
@@ -654,7 +691,7 @@ impl Client {
                         || resp.status() == StatusCode::REQUEST_TIMEOUT =>
                 {
                     let status = resp.status();
-                    if failures >= self.policy.retries {
+                    if !self.policy.backoff().allows(failures) {
                         return Err(Failure::Protocol(format!(
                             "{status} after {} attempts",
                             failures + 1
@@ -669,7 +706,7 @@ impl Client {
                     if !transient {
                         return Err(Failure::Unreachable(reason));
                     }
-                    if failures >= self.policy.retries {
+                    if !self.policy.backoff().allows(failures) {
                         return Err(Failure::Unreachable(format!(
                             "{reason} (after {} attempts)",
                             failures + 1
@@ -678,7 +715,7 @@ impl Client {
                     reason
                 }
             };
-            let backoff = self.backoff(failures);
+            let backoff = self.policy.backoff().delay(failures);
             if deadline.passed_after(backoff) {
                 return Err(deadline.exceeded(Some(&problem)));
             }
@@ -691,29 +728,6 @@ impl Client {
             tokio::time::sleep(backoff).await;
         }
     }
-
-    /// Exponential backoff with full jitter in its upper half: `[d/2, d]`, `d = base·2^n`.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let d = self
-            .policy
-            .base_backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.policy.max_backoff);
-        let jitter = random_fraction();
-        d / 2 + d.mul_f64(jitter / 2.0)
-    }
-}
-
-/// A number in `[0, 1)` from the standard library's per-process random hash keys.
-fn random_fraction() -> f64 {
-    use std::hash::{BuildHasher as _, Hasher as _};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 pub(super) fn manifest_url(ep: &Endpoint, tag: &str) -> String {

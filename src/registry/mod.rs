@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::progress;
 use crate::reference::Reference;
+use crate::report::SharedReporter;
 
 pub use client::RetryPolicy;
 use client::{Client, Failure};
@@ -89,7 +90,7 @@ impl fmt::Display for Platform {
 pub struct ResolverOptions {
     /// The registries.conf to read (chosen by the settings); `None`: no mirrors.
     pub registries_conf: Option<PathBuf>,
-    /// The directory holding `config.json`, instead of `$DOCKER_CONFIG` or `~/.docker`.
+    /// The directory holding `config.json` (chosen by the settings); `None`: no credentials.
     pub docker_config: Option<PathBuf>,
     /// Resolve to this platform's manifest instead of the index (`--platform`).
     pub platform: Option<Platform>,
@@ -97,6 +98,8 @@ pub struct ResolverOptions {
     pub jobs: usize,
     /// Retries, backoff and timeouts.
     pub retry: RetryPolicy,
+    /// Where the lookups' warnings go (default: the log).
+    pub reporter: SharedReporter,
 }
 
 /// The default for `--jobs`.
@@ -110,6 +113,7 @@ impl Default for ResolverOptions {
             platform: None,
             jobs: DEFAULT_JOBS,
             retry: RetryPolicy::default(),
+            reporter: SharedReporter::default(),
         }
     }
 }
@@ -288,9 +292,13 @@ impl Resolver {
     /// Reads the settings and credentials configuration and starts the client.
     pub fn new(options: ResolverOptions) -> Result<Resolver, SetupError> {
         let conf = RegistriesConf::discover(options.registries_conf.as_deref())?;
-        let docker_config = auth::DockerConfig::discover(options.docker_config.as_deref())?;
+        let docker_config = match options.docker_config.as_deref() {
+            Some(dir) => auth::DockerConfig::discover(dir)?,
+            None => auth::DockerConfig::default(),
+        };
         let client = Client::new(docker_config, options.retry, options.jobs)
-            .map_err(|e| SetupError::Start(e.to_string()))?;
+            .map_err(|e| SetupError::Start(e.to_string()))?
+            .with_reporter(options.reporter);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -423,7 +431,9 @@ impl Inner {
                 Err(f) => {
                     let e = Error::from_failure(f, &name, &ep.host, platform);
                     if i + 1 < endpoints.len() {
-                        tracing::warn!("{e}; trying the next endpoint");
+                        self.client
+                            .reporter()
+                            .warn(format!("{e}; trying the next endpoint"));
                     }
                     last = Some(e);
                 }

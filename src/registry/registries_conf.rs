@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::reference::DOCKER_HUB;
+use crate::docker_hub;
 
 /// The host that serves Docker Hub's registry API.
-pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
+pub const DOCKER_HUB_API: &str = docker_hub::API_HOST;
 
 /// Why a registries.conf could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -205,10 +205,10 @@ fn prefix_matches(prefix: &str, name: &str) -> bool {
 /// Splits `host/path` into an endpoint, choosing the API host and scheme.
 fn endpoint_for(name: &str, insecure: bool) -> Endpoint {
     let (host, repository) = name.split_once('/').unwrap_or((name, ""));
-    let host = host.to_ascii_lowercase();
-    let api_host = match host.as_str() {
-        DOCKER_HUB | "index.docker.io" | "registry.hub.docker.com" => DOCKER_HUB_API.to_owned(),
-        _ => host,
+    let api_host = if docker_hub::is_hub(host) {
+        DOCKER_HUB_API.to_owned()
+    } else {
+        host.to_ascii_lowercase()
     };
     let scheme = if insecure || is_loopback(&api_host) {
         "http"

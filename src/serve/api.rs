@@ -43,6 +43,10 @@ pub struct UpdateResponse {
     /// The commit pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_sha: Option<String>,
+    /// What the update warned about (a credential helper that failed, a registry that
+    /// rate-limited, a reference left alone); left out when there was nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The body of every error answer.
@@ -50,6 +54,9 @@ pub struct UpdateResponse {
 pub struct ErrorBody {
     /// What went wrong, for a human.
     pub error: String,
+    /// What the update warned about before it failed; left out when there was nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A checked request: what the worker runs.
@@ -312,6 +319,7 @@ mod tests {
             git_url: "https://git.example/r.git".into(),
             files: vec![],
             commit_sha: None,
+            warnings: vec![],
         };
         assert_eq!(
             serde_json::to_string(&nothing).unwrap(),
@@ -325,6 +333,14 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&done).unwrap(),
             r#"{"git-url":"https://git.example/r.git","files":["k8s/app.yaml"],"commit-sha":"abc"}"#
+        );
+        let warned = UpdateResponse {
+            warnings: vec!["w".into()],
+            ..done
+        };
+        assert_eq!(
+            serde_json::to_string(&warned).unwrap(),
+            r#"{"git-url":"https://git.example/r.git","files":["k8s/app.yaml"],"commit-sha":"abc","warnings":["w"]}"#
         );
     }
 }

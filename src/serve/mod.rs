@@ -248,11 +248,16 @@ async fn shutdown_signal() {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    error_warned(status, message, Vec::new())
+}
+
+fn error_warned(status: StatusCode, message: impl Into<String>, warnings: Vec<String>) -> Response {
     let message = message.into();
     let mut response = (
         status,
         Json(ErrorBody {
             error: message.clone(),
+            warnings,
         }),
     )
         .into_response();
@@ -326,6 +331,7 @@ async fn update(State(state): State<Arc<AppState>>, request: Request) -> Respons
                 git_url: state.shown.clone(),
                 files: done.files,
                 commit_sha: done.commit,
+                warnings: done.warnings,
             })
             .into_response();
             response.extensions_mut().insert(RequestLog {
@@ -334,7 +340,7 @@ async fn update(State(state): State<Arc<AppState>>, request: Request) -> Respons
             });
             response
         }
-        Err(failed) => error(failed.status, failed.message),
+        Err(failed) => error_warned(failed.status, failed.message, failed.warnings),
     };
     if let Some(log) = response.extensions_mut().get_mut::<RequestLog>() {
         log.references = references;

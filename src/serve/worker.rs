@@ -13,7 +13,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,7 +22,8 @@ use axum::http::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::git::{ChangeError, Checkout, CommitSpec, GitError, Outcome};
-use crate::registry::Resolver;
+use crate::registry::{Resolver, ResolverOptions};
+use crate::report::{Collect, Event, Log, Reporter, SharedReporter};
 use crate::resolve::{Lookups, RegistryResolve};
 use crate::settings::Layers;
 use crate::update::{self, Offline, ResolveError, UpdateError};
@@ -58,6 +59,8 @@ pub struct Done {
     pub files: Vec<String>,
     /// The commit pushed, if one was.
     pub commit: Option<String>,
+    /// The warnings of the update (registry, git and update job), in order.
+    pub warnings: Vec<String>,
 }
 
 /// A job that failed: the HTTP status to answer and why (secrets already redacted).
@@ -67,6 +70,32 @@ pub struct Failed {
     pub status: StatusCode,
     /// The message.
     pub message: String,
+    /// The warnings of the update before it failed, in order.
+    pub warnings: Vec<String>,
+}
+
+impl Failed {
+    fn new(status: StatusCode, message: impl Into<String>) -> Failed {
+        Failed {
+            status,
+            message: message.into(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// One request's reporter: its warnings are kept, to answer with and to log under the
+/// request's number; cru's other lines go to the log as for the command line.
+#[derive(Debug, Default)]
+struct PerRequest(Collect);
+
+impl Reporter for PerRequest {
+    fn report(&self, event: Event) {
+        match event {
+            Event::Warning(_) => self.0.report(event),
+            other => Log.report(other),
+        }
+    }
 }
 
 type Reply = oneshot::Sender<Result<Done, Failed>>;
@@ -94,6 +123,8 @@ impl Ticket {
 }
 
 struct Queued {
+    /// The request's number, in the order requests were queued (from 1), for the log.
+    id: u64,
     job: Job,
     ticket: Arc<Ticket>,
     reply: Reply,
@@ -120,6 +151,7 @@ impl Status {
 #[derive(Debug, Clone)]
 pub struct Queue {
     jobs: mpsc::Sender<Queued>,
+    next_id: Arc<AtomicU64>,
     status: Arc<Status>,
     timeout: Duration,
 }
@@ -143,11 +175,13 @@ impl Queue {
                      registry is not answering); try again later",
                     running.as_secs()
                 ),
+                warnings: Vec::new(),
             });
         }
         let (reply, mut answer) = oneshot::channel();
         let ticket = Arc::new(Ticket::default());
         let queued = Queued {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed) + 1,
             job,
             ticket: ticket.clone(),
             reply,
@@ -160,10 +194,12 @@ impl Queue {
                 }
                 mpsc::error::TrySendError::Closed(_) => "the service is shutting down".into(),
             },
+            warnings: Vec::new(),
         })?;
         let stopped = || Failed {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "the update worker stopped".into(),
+            warnings: Vec::new(),
         };
         let timeout = self.timeout;
         match tokio::time::timeout(timeout, &mut answer).await {
@@ -177,6 +213,7 @@ impl Queue {
                          later",
                         timeout.as_secs()
                     ),
+                    warnings: Vec::new(),
                 })
             }
             Err(_) => {}
@@ -193,6 +230,7 @@ impl Queue {
                      not answering); it may still be pushed if the server answers later",
                     timeout.as_secs()
                 ),
+                warnings: Vec::new(),
             }),
         }
     }
@@ -235,14 +273,27 @@ pub fn start(checkout: Checkout, settings: Settings) -> io::Result<(Queue, Worke
     let thread = std::thread::Builder::new()
         .name("cru-serve-worker".into())
         .spawn(move || {
+            let mut checkout = checkout;
             while let Some(queued) = incoming.blocking_recv() {
                 // A request that gave up waiting is not run behind its client's back.
                 if !queued.ticket.start() {
                     continue;
                 }
                 worker_status.set(Some(Instant::now()));
-                let result = run_job(&checkout, &settings, &queued.job);
+                let reporter = Arc::new(PerRequest::default());
+                let shared = SharedReporter::new(reporter.clone());
+                checkout.set_reporter(shared.clone());
+                let result = run_job(&checkout, &settings, &queued.job, &shared);
+                checkout.set_reporter(SharedReporter::default());
                 worker_status.set(None);
+                let warnings = reporter.0.warnings();
+                for warning in &warnings {
+                    tracing::warn!("request {}: {warning}", queued.id);
+                }
+                let result = match result {
+                    Ok(done) => Ok(Done { warnings, ..done }),
+                    Err(failed) => Err(Failed { warnings, ..failed }),
+                };
                 // The client may have gone; the work is done either way.
                 let _ = queued.reply.send(result);
             }
@@ -250,6 +301,7 @@ pub fn start(checkout: Checkout, settings: Settings) -> io::Result<(Queue, Worke
     Ok((
         Queue {
             jobs,
+            next_id: Arc::default(),
             status: status.clone(),
             timeout,
         },
@@ -257,10 +309,16 @@ pub fn start(checkout: Checkout, settings: Settings) -> io::Result<(Queue, Worke
     ))
 }
 
-fn run_job(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, Failed> {
+fn run_job(
+    checkout: &Checkout,
+    settings: &Settings,
+    job: &Job,
+    reporter: &SharedReporter,
+) -> Result<Done, Failed> {
     checkout.refresh().map_err(|e| Failed {
         status: StatusCode::BAD_GATEWAY,
         message: chain(e),
+        warnings: Vec::new(),
     })?;
     // The branch's tip decides where a PATH leads: a commit can replace a folder with a
     // symbolic link to anywhere on this host.
@@ -273,20 +331,28 @@ fn run_job(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, 
                 path.display(),
                 checkout.shown()
             ),
+            warnings: Vec::new(),
         });
     }
-    let result = update(checkout, settings, job);
+    let result = update(checkout, settings, job, reporter);
     if result.is_err() {
         // Whatever the job wrote or committed locally goes; the remote was never touched
         // by a failed push.
         if let Err(e) = checkout.refresh() {
-            tracing::warn!("resetting the working clone after a failed request: {e}");
+            reporter.warn(format!(
+                "resetting the working clone after a failed request: {e}"
+            ));
         }
     }
     result
 }
 
-fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, Failed> {
+fn update(
+    checkout: &Checkout,
+    settings: &Settings,
+    job: &Job,
+    reporter: &SharedReporter,
+) -> Result<Done, Failed> {
     let workdir = checkout.workdir().to_path_buf();
     let roots: Vec<PathBuf> = if settings.paths.is_empty() {
         vec![workdir.clone()]
@@ -299,14 +365,20 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
         message: format!(
             "the repository's configuration file cannot be used: {e}; nothing was changed"
         ),
+        warnings: Vec::new(),
     })?;
     let scanner = merged.scanner();
     let scope = merged.scope();
     let registry: Option<Box<dyn update::Resolve>> =
         if job.bump.is_some() || job.resolve_digest || merged.pins_digests() {
-            let resolver = Resolver::new(merged.resolver_options()).map_err(|e| Failed {
+            let options = ResolverOptions {
+                reporter: reporter.clone(),
+                ..merged.resolver_options()
+            };
+            let resolver = Resolver::new(options).map_err(|e| Failed {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: format!("setting up registry lookups: {e}"),
+                warnings: Vec::new(),
             })?;
             Some(if job.bump.is_some() {
                 Box::new(crate::bump::BumpResolve::new(resolver, job.resolve_digest))
@@ -342,7 +414,7 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
             confine: Some(workdir),
             resolver: resolve,
             dry_run,
-            reporter: &crate::report::Log,
+            reporter,
         }
         .run(&mut io::sink())?;
         Ok(summary.paths)
@@ -353,10 +425,11 @@ fn update(checkout: &Checkout, settings: &Settings, job: &Job) -> Result<Done, F
         Ok(Outcome::Committed { id, files, .. }) => Ok(Done {
             files: shown(files),
             commit: Some(id),
+            ..Done::default()
         }),
         Ok(Outcome::DryRun(files)) => Ok(Done {
             files: shown(files),
-            commit: None,
+            ..Done::default()
         }),
         Ok(Outcome::NoChange | Outcome::NotCommitted(_)) => Ok(Done::default()),
         Err(e) => Err(failed(e)),
@@ -385,7 +458,7 @@ fn failed(err: GitError) -> Failed {
         Some(each) => format!("{}: {each}", chain(err)),
         None => chain(err),
     };
-    Failed { status, message }
+    Failed::new(status, message)
 }
 
 /// The error and its causes, as the binary prints them (`{:#}`).

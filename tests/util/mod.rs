@@ -56,8 +56,21 @@ impl Dir {
 /// configuration point at an empty home of the tests' own (never the developer's), and
 /// cru's own variables are unset. A test that needs one sets it on the command.
 pub fn cru_command() -> Command {
-    let home = sealed_home();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cru"));
+    seal(&mut cmd);
+    cmd
+}
+
+/// Seals `cmd`'s environment as [`cru_command`]'s: for a program that runs `cru` itself.
+pub fn seal(cmd: &mut Command) -> &mut Command {
+    seal_keeping_home(cmd).env("HOME", sealed_home())
+}
+
+/// Seals `cmd`'s environment as [`cru_command`]'s, but keeps `HOME`: for a tool that needs the
+/// user's toolchain under it (pre-commit building cru with cargo and rustup). cru finds no
+/// configuration through `HOME` then, since every variable it would look at first is set.
+pub fn seal_keeping_home(cmd: &mut Command) -> &mut Command {
+    let home = sealed_home();
     for var in [
         "CRU_REGISTRIES_CONF",
         "CRU_CONFIG",
@@ -70,13 +83,11 @@ pub fn cru_command() -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("HOME", home)
-        .env("DOCKER_CONFIG", home.join(".docker"))
+    cmd.env("DOCKER_CONFIG", home.join(".docker"))
         .env("XDG_CONFIG_HOME", home.join(".config"))
         .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
         .env("GIT_CONFIG_SYSTEM", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0");
-    cmd
+        .env("GIT_TERMINAL_PROMPT", "0")
 }
 
 /// An empty home for every test binary, made once under the target's test folder: an empty
