@@ -408,6 +408,10 @@ fn rename_split(
     if !repository.prefix.is_empty() || !repository.suffix.is_empty() {
         return Err(NO_NAME);
     }
+    if repository.style == crate::scan::Style::Bare && to.name().contains(':') {
+        // A compose default holds no port: `${IMAGE:-host:5000/x}` is not read as a name.
+        return Err("the new name has a port, which a default does not hold");
+    }
     if buf[repository.span.end..].starts_with(b":$") {
         // `FROM node:${V}`, `image: org/app:${TAG:-1}`: a build may set another tag, which
         // the mirror does not hold.
@@ -627,6 +631,21 @@ impl Job<'_> {
             }
             if plan.edits.is_empty() {
                 continue;
+            }
+            if self.resolver.renames() {
+                // New names go into values of many kinds: the file must read back with each.
+                let new = rewrite::apply(&buf, &plan.edits);
+                let after = scope.filter(&file.path, scan_path(scanner, &file.path, &new));
+                if let Some((_, to)) = plan
+                    .changes
+                    .iter()
+                    .find(|(_, to)| !after.iter().any(|o| o.reference == *to))
+                {
+                    return Err(UpdateError::Invalid {
+                        path,
+                        reference: to.to_string(),
+                    });
+                }
             }
             let edits = plan.edits;
             let changes: Vec<Change> = plan

@@ -1088,3 +1088,282 @@ fn a_blob_whose_source_body_breaks_off_is_started_again() {
     );
     assert_eq!(target.skopeo_digest("m/lie/app:1"), expected);
 }
+
+// --- `--rewrite`: pointing the files at the copies ---
+
+/// A tree that uses three images of the source in every form cru rewrites, and each image's
+/// digest: `team/app:1.0`, `team/side:2`, `team/base:3`.
+fn rewrite_tree(s: &Setup) -> [String; 3] {
+    let app = s.source.push_oci("team/app", "rw-app", &["1.0"]);
+    let side = s.source.push_oci("team/side", "rw-side", &["2"]);
+    let base = s.source.push_docker("team/base", "rw-base", &["3"]);
+    let src = s.source.host();
+    s.dir.write(
+        "tree/k8s/deploy.yaml",
+        format!(
+            "spec:\n  containers:\n    - name: app\n      image: {src}/team/app:1.0   # the app\n    - name: side\n      image: \"{src}/team/side:2\"\n"
+        ),
+    );
+    s.dir.write(
+        "tree/Dockerfile",
+        format!("ARG BASE={src}/team/base:3\r\nFROM ${{BASE}} AS build\r\nFROM {src}/team/app:1.0\r\nRUN true\r\n"),
+    );
+    s.dir.write(
+        "tree/compose.yaml",
+        format!("services:\n  web:\n    image: {src}/team/side:2\n    environment: [A=1]\n"),
+    );
+    s.dir.write(
+        "tree/chart/values.yaml",
+        format!(
+            "image:\n  registry: {src}\n  repository: team/app\n  tag: \"1.0\"\nsidecar:\n  repository: {src}/team/side\n  tag: 2\n  digest: \"\"\n"
+        ),
+    );
+    s.dir.write(
+        "tree/overlay/kustomization.yaml",
+        format!(
+            "images:\r\n  - name: {src}/team/app\r\n    newTag: \"1.0\"\r\n  - name: side\r\n    newName: {src}/team/side\r\n    newTag: \"2\"\r\n"
+        ),
+    );
+    [app, side, base]
+}
+
+const TREE_FILES: [&str; 5] = [
+    "tree/k8s/deploy.yaml",
+    "tree/Dockerfile",
+    "tree/compose.yaml",
+    "tree/chart/values.yaml",
+    "tree/overlay/kustomization.yaml",
+];
+
+fn snapshot(s: &Setup) -> Vec<Vec<u8>> {
+    TREE_FILES.iter().map(|f| s.dir.read(f)).collect()
+}
+
+#[test]
+fn rewrite_points_every_form_at_its_copy_pinned_keeping_every_other_byte() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    let [app, side, base] = rewrite_tree(&s);
+    let tgt = s.target.host();
+    let to = format!("{tgt}/m");
+    let out = s.run(&["--to", &to, "--rewrite", "tree"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("images: 3 copied, 0 skipped, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    let read = |f: &str| String::from_utf8(s.dir.read(f)).unwrap();
+    assert_eq!(
+        read("tree/k8s/deploy.yaml"),
+        format!(
+            "spec:\n  containers:\n    - name: app\n      image: {to}/team/app:1.0@{app}   # the app\n    - name: side\n      image: \"{to}/team/side:2@{side}\"\n"
+        )
+    );
+    assert_eq!(
+        read("tree/Dockerfile"),
+        format!("ARG BASE={to}/team/base:3@{base}\r\nFROM ${{BASE}} AS build\r\nFROM {to}/team/app:1.0@{app}\r\nRUN true\r\n")
+    );
+    assert_eq!(
+        read("tree/compose.yaml"),
+        format!("services:\n  web:\n    image: {to}/team/side:2@{side}\n    environment: [A=1]\n")
+    );
+    assert_eq!(
+        read("tree/chart/values.yaml"),
+        format!(
+            "image:\n  registry: {tgt}\n  repository: m/team/app\n  tag: \"1.0@{app}\"\nsidecar:\n  repository: {to}/team/side\n  tag: 2\n  digest: \"{side}\"\n"
+        )
+    );
+    let src = s.source.host();
+    assert_eq!(
+        read("tree/overlay/kustomization.yaml"),
+        format!(
+            "images:\r\n  - name: {src}/team/app\r\n    newName: {to}/team/app\r\n    newTag: \"1.0\"\r\n    digest: {app}\r\n  - name: side\r\n    newName: {to}/team/side\r\n    newTag: \"2\"\r\n    digest: {side}\r\n"
+        )
+    );
+    // cru itself reads back exactly the copies...
+    let listed = s.dir.run(&["list", "--no-filename", "tree"]);
+    assert_exit(&listed, 0);
+    let listed = stdout(&listed);
+    let mut refs: Vec<&str> = listed.lines().collect();
+    refs.sort();
+    refs.dedup();
+    let mut want = vec![
+        format!("{to}/team/app:1.0@{app}"),
+        format!("{to}/team/base:3@{base}"),
+        format!("{to}/team/side:2@{side}"),
+    ];
+    want.sort();
+    assert_eq!(refs, want);
+    // ...and an independent client finds those digests on the target.
+    assert_eq!(s.target.skopeo_digest("m/team/app:1.0"), app);
+    assert_eq!(s.target.skopeo_digest("m/team/side:2"), side);
+    assert_eq!(s.target.skopeo_digest("m/team/base:3"), base);
+    // A second run: nothing to copy, nothing to rewrite.
+    let before = snapshot(&s);
+    let out = s.run(&["--to", &to, "--rewrite", "tree"]);
+    assert_exit(&out, 0);
+    assert_eq!(snapshot(&s), before);
+}
+
+#[test]
+fn a_failing_copy_leaves_every_file_as_it_was() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    rewrite_tree(&s);
+    // One more image, which the source does not have.
+    s.dir.write(
+        "tree/missing.yaml",
+        format!("image: {}/team/gone:9\n", s.source.host()),
+    );
+    let before = snapshot(&s);
+    let out = s.run(&[
+        "--to",
+        &format!("{}/m", s.target.host()),
+        "--rewrite",
+        "tree",
+    ]);
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("no file was rewritten"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&s), before);
+    assert_eq!(
+        s.dir.read("tree/missing.yaml"),
+        format!("image: {}/team/gone:9\n", s.source.host()).into_bytes()
+    );
+}
+
+#[test]
+fn check_fails_for_a_file_not_pointing_at_its_copy_and_passes_after_rewrite() {
+    let s = Setup::new();
+    let target_proxy = Proxy::start(&s.target.url(), &[]);
+    s.credentials(&[s.source.host(), target_proxy.host()]);
+    rewrite_tree(&s);
+    let to = format!("{}/m", target_proxy.host());
+    // Copied, not rewritten: the images are there, the files do not point at them.
+    assert_exit(&s.run(&["--to", &to, "tree"]), 0);
+    let before = snapshot(&s);
+    let writes_before = writes(&target_proxy.requests()).len();
+    let out = s.run(&["--to", &to, "--rewrite", "--check", "tree"]);
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    let src = s.source.host();
+    assert!(
+        text.contains(&format!(
+            "tree/k8s/deploy.yaml:4:14: {src}/team/app:1.0 does not point at its copy {to}/team/app:1.0@sha256:"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "tree/overlay/kustomization.yaml:3:13: {src}/team/app:1.0 does not"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("images: 0 missing, 3 present"), "{text}");
+    assert_eq!(snapshot(&s), before, "a check writes no file");
+    assert_eq!(writes(&target_proxy.requests()).len(), writes_before);
+
+    assert_exit(&s.run(&["--to", &to, "--rewrite", "tree"]), 0);
+    let out = s.run(&["--to", &to, "--rewrite", "--check", "tree"]);
+    assert_exit(&out, 0);
+    assert!(!stdout(&out).contains("does not point"), "{}", stdout(&out));
+}
+
+#[test]
+fn dry_run_rewrite_prints_the_diff_and_writes_neither_files_nor_the_target() {
+    let s = Setup::new();
+    let target_proxy = Proxy::start(&s.target.url(), &[]);
+    s.credentials(&[s.source.host(), target_proxy.host()]);
+    let [app, ..] = rewrite_tree(&s);
+    let to = format!("{}/m", target_proxy.host());
+    let before = snapshot(&s);
+    let out = s.run(&["--to", &to, "--rewrite", "--dry-run", "tree"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("--- a/tree/k8s/deploy.yaml"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "+      image: {to}/team/app:1.0@{app}   # the app"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("+    newName: {to}/team/app\r")),
+        "{text}"
+    );
+    assert_eq!(snapshot(&s), before);
+    let log = target_proxy.requests();
+    assert!(writes(&log).is_empty(), "{log:#?}");
+    assert!(!s.target.has_manifest("m/team/app", "1.0"));
+}
+
+#[test]
+fn the_config_file_names_the_target_and_maps_names_with_placeholders() {
+    let s = Setup::new();
+    s.credentials(&[s.source.host(), s.target.host()]);
+    let [app, ..] = rewrite_tree(&s);
+    let tgt = s.target.host();
+    let src = s.source.host();
+    s.dir.write(
+        "tree/.cru.yaml",
+        format!("mirror:\n  to: {tgt}/m\n  map:\n    - from: \"{src}/team/app\"\n      to: \"apps/{{name}}\"\n    - from: \"{src}/**\"\n      to: \"src/{{path}}\"\n"),
+    );
+    let out = s.run(&["--rewrite", "tree"]);
+    assert_exit(&out, 0);
+    assert_eq!(s.target.skopeo_digest("m/apps/app:1.0"), app);
+    assert!(s.target.has_manifest("m/src/team/side", "2"));
+    let deploy = s.dir.read_string("tree/k8s/deploy.yaml");
+    assert!(
+        deploy.contains(&format!("image: {tgt}/m/apps/app:1.0@{app}   # the app")),
+        "{deploy}"
+    );
+    let shown = s.dir.run(&["config", "show", "tree"]);
+    assert!(
+        stdout(&shown).contains(&format!("mirror.to: {tgt}/m  # tree/.cru.yaml:2")),
+        "{}",
+        stdout(&shown)
+    );
+    // --to wins over the file.
+    let out = s.run(&[
+        "--to",
+        &format!("{tgt}/z"),
+        "--image-reference",
+        &format!("{src}/team/base:3"),
+        "tree",
+    ]);
+    assert_exit(&out, 0);
+    assert!(s.target.has_manifest("z/src/team/base", "3"));
+}
+
+#[test]
+fn a_map_that_sends_two_sources_to_one_name_fails_before_anything_is_copied() {
+    let s = Setup::new();
+    let target_proxy = Proxy::start(&s.target.url(), &[]);
+    s.credentials(&[s.source.host(), target_proxy.host()]);
+    rewrite_tree(&s);
+    let tgt = target_proxy.host();
+    s.dir.write(
+        "tree/.cru.yaml",
+        format!(
+            "mirror:\n  to: {tgt}/m\n  map:\n    - {{from: \"**\", to: \"all/{{registry}}\"}}\n"
+        ),
+    );
+    let before = snapshot(&s);
+    let out = s.run(&["--rewrite", "tree"]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains(&format!("would both be mirrored to {tgt}/m/all/127.0.0.1-")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        target_proxy.requests().is_empty(),
+        "{:#?}",
+        target_proxy.requests()
+    );
+    assert_eq!(snapshot(&s), before);
+}
