@@ -1274,7 +1274,14 @@ fn check_fails_for_a_file_not_pointing_at_its_copy_and_passes_after_rewrite() {
     assert_exit(&s.run(&["--to", &to, "--rewrite", "tree"]), 0);
     let out = s.run(&["--to", &to, "--rewrite", "--check", "tree"]);
     assert_exit(&out, 0);
-    assert!(!stdout(&out).contains("does not point"), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("does not point"), "{text}");
+    // The references now name the copies: those are what is checked.
+    assert!(text.contains("images: 0 missing, 3 present"), "{text}");
+    assert!(
+        text.contains(&format!("present {to}/team/app:1.0@sha256:")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -15,8 +15,8 @@
 //!
 //! The plan's names come from `PREFIX/<repository path>` or the first `.cru.yaml` `mirror.map`
 //! rule whose `from` glob matches ([`MapRule`], a [`Template`] below the prefix). References
-//! already on the mirror (under `REGISTRY/PREFIX`) are left out: a tree that `--rewrite`
-//! pointed at the copies plans nothing. [`Rewrite`] is the [`crate::update::Resolve`]r of
+//! already on the mirror (under `REGISTRY/PREFIX`) are not copied, only looked up: a tree that
+//! `--rewrite` pointed at the copies is checked against the mirror itself. [`Rewrite`] is the [`crate::update::Resolve`]r of
 //! `--rewrite`: it turns each reference into its copy, pinned, for the one update path. This
 //! module does not print: the outcome is returned for the caller to show.
 
@@ -210,7 +210,8 @@ pub struct MirrorPlan {
     pub to: Destination,
     /// What goes, sorted and without duplicates.
     pub images: Vec<Planned>,
-    /// The references left out because they are on the mirror already, sorted.
+    /// The references on the mirror already (normalised, sorted): they are only checked
+    /// (one `HEAD`), at the end of [`MirrorPlan::images`], under their own names.
     pub mirrored: Vec<Reference>,
 }
 
@@ -246,7 +247,7 @@ pub enum PlanError {
 
 /// The plan for `refs`: each unique reference once (see [`source_key`]), mapped by the first
 /// `map` rule that matches, else to `PREFIX/<repository path>`. References already on the
-/// mirror are left out ([`MirrorPlan::mirrored`]).
+/// mirror are not copied, only checked ([`MirrorPlan::mirrored`]).
 pub fn plan(
     refs: &[Reference],
     to: &Destination,
@@ -256,7 +257,7 @@ pub fn plan(
     let mut mirrored = BTreeSet::new();
     for r in refs {
         if to.holds(r) {
-            mirrored.insert(r.clone());
+            mirrored.insert(source_key(r));
         } else {
             unique.insert(source_key(r));
         }
@@ -303,6 +304,11 @@ pub fn plan(
             target_repository,
         });
     }
+    // Not owners of their names: a source planned onto the same name is what they are.
+    images.extend(mirrored.iter().map(|r| Planned {
+        source: r.clone(),
+        target_repository: r.repository(),
+    }));
     Ok(MirrorPlan {
         to: to.clone(),
         images,
@@ -788,8 +794,21 @@ mod tests {
     #[test]
     fn references_already_on_the_mirror_are_left_out_of_the_plan() {
         let p = plan(&refs(&["r.io/x:1", "nginx:1"]), &to("r.io"), &[]).unwrap();
-        assert_eq!(p.images.len(), 1);
         assert_eq!(p.mirrored, refs(&["r.io/x:1"]));
+        let names: Vec<String> = p.images.iter().map(|i| i.target_name(&p.to)).collect();
+        assert_eq!(
+            names,
+            ["r.io/library/nginx", "r.io/x"],
+            "checked under its own name"
+        );
+        // A source planned onto a name the tree already uses is no collision.
+        let p = plan(
+            &refs(&["r.io/m/library/nginx:1", "nginx:1"]),
+            &to("r.io/m"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(p.images.len(), 2);
         let p = plan(
             &refs(&["r.io/m/library/nginx:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "r.io/mx/a:1", "r.io/a:1"]),
             &to("r.io/m"),
@@ -798,7 +817,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.mirrored.len(), 1, "only under the prefix");
         let names: Vec<String> = p.images.iter().map(|i| i.target_name(&p.to)).collect();
-        assert_eq!(names, ["r.io/m/a", "r.io/m/mx/a"]);
+        assert_eq!(names, ["r.io/m/a", "r.io/m/mx/a", "r.io/m/library/nginx"]);
     }
 
     fn rule(from: &str, to: &str) -> MapRule {
