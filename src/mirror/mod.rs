@@ -13,12 +13,13 @@
 //! [`MAX_TRANSFERS`] blobs stream at once, so memory stays a few chunks whatever the sizes.
 //! Pushes go to the target itself, never to a registries.conf mirror of it.
 //!
-//! The plan's names come from `PREFIX/<repository path>` or the first `.cru.yaml` `mirror.map`
-//! rule whose `from` glob matches ([`MapRule`], a [`Template`] below the prefix). References
-//! already on the mirror (under `REGISTRY/PREFIX`) are not copied, only looked up: a tree that
-//! `--rewrite` pointed at the copies is checked against the mirror itself. [`Rewrite`] is the [`crate::update::Resolve`]r of
-//! `--rewrite`: it turns each reference into its copy, pinned, for the one update path. This
-//! module does not print: the outcome is returned for the caller to show.
+//! The plan's names come from `PREFIX/<repository path>` or the first `.cru.yaml`
+//! `mirror.map` rule whose `from` glob matches ([`MapRule`], a [`Template`] below the
+//! prefix). References already on the mirror (under `REGISTRY/PREFIX`) are not copied, only
+//! looked up: a tree that `--rewrite` pointed at the copies is checked against the mirror
+//! itself. [`Rewrite`] is the [`crate::update::Resolve`]r of `--rewrite`: it turns each
+//! reference into its copy, pinned, for the one update path. This module does not print: the
+//! outcome is returned for the caller to show.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -304,11 +305,25 @@ pub fn plan(
             target_repository,
         });
     }
-    // Not owners of their names: a source planned onto the same name is what they are.
-    images.extend(mirrored.iter().map(|r| Planned {
-        source: r.clone(),
-        target_repository: r.repository(),
-    }));
+    // Not owners of their names: a source planned onto the same name is what they are, and
+    // one whose copy this run makes (the same tag, or digest) is not looked up while it is
+    // being made.
+    let covered = |r: &Reference| {
+        images.iter().any(|p| {
+            p.target_name(to) == r.normalized_name()
+                && ((r.tag().is_some() && p.source.tag() == r.tag())
+                    || (r.digest().is_some() && p.source.digest() == r.digest()))
+        })
+    };
+    let checked: Vec<Planned> = mirrored
+        .iter()
+        .filter(|r| !covered(r))
+        .map(|r| Planned {
+            source: r.clone(),
+            target_repository: r.repository(),
+        })
+        .collect();
+    images.extend(checked);
     Ok(MirrorPlan {
         to: to.clone(),
         images,
@@ -801,14 +816,23 @@ mod tests {
             ["r.io/library/nginx", "r.io/x"],
             "checked under its own name"
         );
-        // A source planned onto a name the tree already uses is no collision.
+        // A source planned onto a name the tree already uses is no collision, and that
+        // copy is not looked up while this run makes it.
         let p = plan(
-            &refs(&["r.io/m/library/nginx:1", "nginx:1"]),
+            &refs(&[
+                "r.io/m/library/nginx:1",
+                "r.io/m/library/nginx:2",
+                "nginx:1",
+            ]),
             &to("r.io/m"),
             &[],
         )
         .unwrap();
-        assert_eq!(p.images.len(), 2);
+        let sources: Vec<String> = p.images.iter().map(|i| i.source.to_string()).collect();
+        assert_eq!(
+            sources,
+            ["docker.io/library/nginx:1", "r.io/m/library/nginx:2"]
+        );
         let p = plan(
             &refs(&["r.io/m/library/nginx:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "r.io/mx/a:1", "r.io/a:1"]),
             &to("r.io/m"),
