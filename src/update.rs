@@ -878,6 +878,17 @@ mod tests {
     }
 
     #[test]
+    fn a_new_name_line_follows_a_quoted_name_key_at_the_end_of_the_file() {
+        let text = "images:\n- \"name\": 'nginx'\n  digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n- name: redis\n  newTag: '7'";
+        let (out, left) = mirrored("kustomization.yaml", text);
+        assert_eq!(
+            out,
+            format!("images:\n- \"name\": 'nginx'\n  newName: r.io/m/library/nginx\n  digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n- name: redis\n  newName: r.io/m/library/redis\n  newTag: '7'\n  digest: {D}")
+        );
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
     fn dockerfile_and_compose_defaults_are_renamed_where_the_name_is_a_value() {
         let text = "ARG BASE=python:3.12\nARG V=20\nFROM ${BASE}\nFROM node:${V}\n";
         let (out, left) = mirrored("Dockerfile", text);
