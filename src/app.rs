@@ -179,6 +179,7 @@ fn layers(
             registries_conf: registry.and_then(|r| r.registries_conf.clone()),
             platform: registry.and_then(|r| r.platform.clone()),
             require,
+            mirror_to: None,
         },
         env: env.clone(),
     }
@@ -656,9 +657,32 @@ fn run_mirror(args: MirrorArgs, env: &Environment, out: &mut dyn Write) -> Resul
     let mut layers = layers(&args.scan, None, None, env);
     layers.flags.registries_conf = args.registries_conf.clone();
     layers.flags.jobs = args.jobs;
+    layers.flags.mirror_to = args.to.clone();
     let (roots, settings, scanner) = roots_and_settings(&args.scan, &layers, None)?;
+    let Some(to) = settings.mirror_to.value.clone() else {
+        return Err(Error::Invalid(
+            "cru mirror needs a target: give --to REGISTRY[/PREFIX], or `mirror: {to: …}` in \
+             .cru.yaml"
+                .into(),
+        ));
+    };
+    let scans = args.image_reference.is_empty() || !args.scan.paths.is_empty();
+    if args.rewrite && !scans {
+        return Err(Error::Invalid(
+            "--rewrite points the files under PATHs at the copies: give the PATHs (with \
+             --image-reference, only those images are copied and nothing is rewritten)"
+                .into(),
+        ));
+    }
+    if args.rewrite && args.platforms.len() > 1 {
+        return Err(Error::Invalid(
+            "--rewrite with several --platform: a reference names one manifest; give one \
+             --platform, or none to copy (and point at) the whole index"
+                .into(),
+        ));
+    }
     let mut refs = args.image_reference.clone();
-    if refs.is_empty() || !args.scan.paths.is_empty() {
+    if scans {
         let inventory = Inventory::take_in(&roots, &scanner, &settings.scope(), None);
         for err in &inventory.errors {
             Log.report(Event::Error(err.to_string()));
@@ -670,7 +694,8 @@ fn run_mirror(args: MirrorArgs, env: &Environment, out: &mut dyn Write) -> Resul
         let found = inventory.files.iter().flat_map(|f| &f.refs);
         refs.extend(found.map(|r| r.occurrence.reference.clone()));
     }
-    let plan = mirror::plan(&refs, &args.to).map_err(|e| Error::Invalid(e.to_string()))?;
+    let plan = mirror::plan(&refs, &to, settings.mirror_map())
+        .map_err(|e| Error::Invalid(e.to_string()))?;
     let mode = match (args.dry_run, args.check) {
         (true, _) => Mode::DryRun,
         (_, true) => Mode::Check,
@@ -704,11 +729,76 @@ fn run_mirror(args: MirrorArgs, env: &Environment, out: &mut dyn Write) -> Resul
         }
     }
     writeln!(out, "{}", run.summary.line(mode))?;
-    Ok(if run.summary.images_failed > 0 {
-        Status::Failure
-    } else if mode == Mode::Check && missing {
+    if run.summary.images_failed > 0 {
+        if args.rewrite {
+            Log.report(Event::Error(
+                "an image was not mirrored: no file was rewritten".into(),
+            ));
+        }
+        return Ok(Status::Failure);
+    }
+    let mut stale = false;
+    if args.rewrite {
+        let reports: Vec<mirror::ImageReport> =
+            run.images.into_iter().filter_map(Result::ok).collect();
+        let rewrite = mirror::Rewrite::new(&plan, &reports);
+        stale = rewrite_files(&roots, &scanner, &settings, &rewrite, mode, out)?;
+    }
+    Ok(if mode == Mode::Check && (missing || stale) {
         Status::Findings
     } else {
         Status::Success
     })
+}
+
+/// `cru mirror --rewrite`: the files pointed at the copies through the one update path; a
+/// dry run prints the diff, a check writes nothing and lists (as `FILE:LINE:COLUMN`) each
+/// reference that does not point at its copy. Whether a check found one.
+fn rewrite_files(
+    roots: &[PathBuf],
+    scanner: &Scanner,
+    settings: &Settings,
+    rewrite: &crate::mirror::Rewrite,
+    mode: crate::mirror::Mode,
+    out: &mut dyn Write,
+) -> Result<bool, Error> {
+    use crate::mirror::Mode;
+    let rules = Rules::new(Selection::All, true)?;
+    let scope = settings.scope();
+    let check = mode == Mode::Check;
+    let job = update::Job {
+        roots,
+        base: None,
+        scanner,
+        rules: &rules,
+        scope: &scope,
+        confine: None,
+        resolver: rewrite,
+        dry_run: mode != Mode::Copy,
+        reporter: if check { &Silent } else { &Log },
+    };
+    let mut sink = io::sink();
+    let diff: &mut dyn Write = if check { &mut sink } else { &mut *out };
+    let summary = job.run(diff)?;
+    if !check {
+        return Ok(false);
+    }
+    let inventory = Inventory::take_in(roots, scanner, &scope, None);
+    for change in &summary.changes {
+        let Some(file) = inventory.files.iter().find(|f| f.shown == change.path) else {
+            continue;
+        };
+        for at in file
+            .refs
+            .iter()
+            .filter(|r| r.occurrence.reference == change.from)
+        {
+            writeln!(
+                out,
+                "{}:{}:{}: {} does not point at its copy {}",
+                change.path, at.line, at.column, change.from, change.to
+            )?;
+        }
+    }
+    Ok(!summary.changes.is_empty())
 }

@@ -386,9 +386,15 @@ pub struct ServeArgs {
 #[command(group = clap::ArgGroup::new("mirror_mode").args(["dry_run", "check"]))]
 pub struct MirrorArgs {
     /// The registry, and a repository prefix, to copy into: `docker.io/library/python` goes to
-    /// `REGISTRY/PREFIX/library/python`.
-    #[arg(long, value_name = "REGISTRY[/PREFIX]", required = true)]
-    pub to: crate::mirror::Destination,
+    /// `REGISTRY/PREFIX/library/python` [default: `mirror.to` of .cru.yaml]
+    #[arg(long, value_name = "REGISTRY[/PREFIX]")]
+    pub to: Option<crate::mirror::Destination>,
+
+    /// After every copy succeeded, point the files at the copies, pinned
+    /// (`python:3.7` → `REGISTRY/PREFIX/library/python:3.7@sha256:…`); with --dry-run, print
+    /// the diff; with --check, exit 1 if a file does not point at its copy.
+    #[arg(long)]
+    pub rewrite: bool,
 
     /// Copy only this platform's manifest, and tag it, instead of the whole index
     /// (repeatable; with several, the manifests are copied by digest and not tagged).

@@ -65,6 +65,37 @@ pub struct File {
     /// Per-image policies, in order: every matching rule applies, later ones win.
     #[serde(default)]
     pub rules: Vec<RuleSection>,
+    /// `cru mirror`: where images are copied and under which names.
+    pub mirror: Option<MirrorSection>,
+}
+
+/// `mirror:`.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MirrorSection {
+    /// The registry, and a repository prefix, to copy into (`REGISTRY[/PREFIX]`); `--to`
+    /// wins over it.
+    #[cfg_attr(test, schemars(with = "Option<String>"))]
+    pub to: Option<Spanned<String>>,
+    /// Names of the copies, in order: the first rule whose `from` matches names the copy;
+    /// others go to `PREFIX/<repository path>`.
+    #[serde(default)]
+    pub map: Vec<MapSection>,
+}
+
+/// One entry of `mirror.map`.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MapSection {
+    /// A glob over the normalised image name, as `match.image` (`gcr.io/**`).
+    #[cfg_attr(test, schemars(with = "String"))]
+    pub from: Spanned<String>,
+    /// The repository path below the prefix of `to`, with `{path}` (the source's repository
+    /// path, `library/python`), `{registry}` (`docker.io`) and `{name}` (`python`).
+    #[cfg_attr(test, schemars(with = "String"))]
+    pub to: Spanned<String>,
 }
 
 /// `check:`.
@@ -172,6 +203,10 @@ pub struct Config {
     pub check_require: Option<(Require, usize)>,
     /// The rules, in order.
     pub rules: Vec<Rule>,
+    /// `mirror.to:` and its line.
+    pub mirror_to: Option<(crate::mirror::Destination, usize)>,
+    /// `mirror.map:`, in order.
+    pub mirror_map: Vec<crate::mirror::MapRule>,
 }
 
 /// A compiled rule.
@@ -489,6 +524,44 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         });
     }
 
+    let mut mirror_to = None;
+    let mut mirror_map = Vec::new();
+    if let Some(section) = &file.mirror {
+        if let Some(s) = &section.to {
+            let at = &s.referenced;
+            let to = s.value.parse::<crate::mirror::Destination>().map_err(|_| {
+                fail(
+                    line_of(at),
+                    col_of(at),
+                    format!(
+                        "mirror.to: `{}` is not REGISTRY[/PREFIX]: a registry host (a name with \
+                         a dot or a port, or localhost) and lowercase path components",
+                        s.value
+                    ),
+                )
+            })?;
+            mirror_to = Some((to, line_of(at)));
+        }
+        for entry in &section.map {
+            let (from, to) = (&entry.from, &entry.to);
+            let glob = name_glob(&from.value, "mirror.map.from")
+                .map_err(|e| fail(line_of(&from.referenced), col_of(&from.referenced), e))?;
+            let template = crate::mirror::Template::parse(&to.value).map_err(|e| {
+                fail(
+                    line_of(&to.referenced),
+                    col_of(&to.referenced),
+                    format!("mirror.map.to: {e}"),
+                )
+            })?;
+            mirror_map.push(crate::mirror::MapRule {
+                from_text: from.value.clone(),
+                from: glob,
+                to: template,
+                line: line_of(&from.referenced).min(line_of(&to.referenced)),
+            });
+        }
+    }
+
     // Lines of scalar keys are not spanned by serde; find them in the text (top level only).
     let key_line = |key: &str| top_level_key_line(text, key);
     Ok(Config {
@@ -506,6 +579,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             .and_then(|c| c.require)
             .map(|r| (r, key_line("check"))),
         rules,
+        mirror_to,
+        mirror_map,
         path: path.to_owned(),
         dir,
     })
@@ -633,15 +708,20 @@ fn absolute(path: &Path) -> PathBuf {
 /// Compiles an image glob over normalised names: `nginx` → `docker.io/library/nginx`,
 /// `bitnami/*` → `docker.io/bitnami/*`, `gcr.io/p/**` as written.
 fn image_glob(pattern: &str) -> Result<GlobMatcher, String> {
+    name_glob(pattern, "match.image")
+}
+
+/// [`image_glob`] for the key `key`, which errors name.
+fn name_glob(pattern: &str, key: &str) -> Result<GlobMatcher, String> {
     if pattern.is_empty() {
-        return Err("match.image: an empty pattern matches nothing".into());
+        return Err(format!("{key}: an empty pattern matches nothing"));
     }
     let normalised = normalise_pattern(pattern);
     GlobBuilder::new(&normalised)
         .literal_separator(true)
         .build()
         .map(|g| g.compile_matcher())
-        .map_err(|e| format!("match.image: invalid glob `{pattern}`: {}", e.kind()))
+        .map_err(|e| format!("{key}: invalid glob `{pattern}`: {}", e.kind()))
 }
 
 /// Docker Hub's spellings for a name pattern, as for names (see [`Reference`]).
@@ -1016,6 +1096,46 @@ rules:
             e.starts_with(".cru.yaml:2:20: match.image: an empty pattern"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_mirror_section_is_checked_where_it_is_written() {
+        let c = parse_ok(
+            "mirror:\n  to: reg.example.com/mirror\n  map:\n    - from: \"gcr.io/**\"\n      to: \"gcr/{path}\"\n    - {from: nginx, to: \"hub/{name}\"}\n",
+        );
+        let (to, line) = c.mirror_to.as_ref().unwrap();
+        assert_eq!(
+            (to.to_string().as_str(), *line),
+            ("reg.example.com/mirror", 2)
+        );
+        assert_eq!(c.mirror_map.len(), 2);
+        assert_eq!(c.mirror_map[0].line, 4);
+        assert!(
+            c.mirror_map[1].from.is_match("docker.io/library/nginx"),
+            "normalised"
+        );
+        assert!(c.mirror_map[0].from.is_match("gcr.io/p/a/b"));
+        assert_eq!(
+            parse_err("mirror:\n  map:\n    - {from: x, to: \"m/{repo}\"}\n"),
+            ".cru.yaml:3:21: mirror.map.to: `m/{repo}`: unknown placeholder `{repo}`; use {path}, {registry} or {name}"
+        );
+        let e = parse_err("mirror:\n  map:\n    - from: x\n      to: \"\"\n");
+        assert!(
+            e.starts_with(".cru.yaml:4:11: mirror.map.to: ``: the repository path is empty"),
+            "{e}"
+        );
+        let e = parse_err("mirror:\n  map:\n    - {from: '', to: a}\n");
+        assert!(
+            e.starts_with(".cru.yaml:3:14: mirror.map.from: an empty pattern"),
+            "{e}"
+        );
+        let e = parse_err("mirror: {to: Mirror}\n");
+        assert!(
+            e.starts_with(".cru.yaml:1:14: mirror.to: `Mirror` is not REGISTRY[/PREFIX]"),
+            "{e}"
+        );
+        let e = parse_err("mirror: {map: [{from: a}]}\n");
+        assert!(e.starts_with(".cru.yaml:1:"), "{e}");
     }
 
     #[test]

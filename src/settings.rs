@@ -81,6 +81,8 @@ pub struct Flags {
     pub platform: Option<Platform>,
     /// `--require-digest` / `--require-tag` of `cru check` (`None`: neither given).
     pub require: Option<Policy>,
+    /// `--to` of `cru mirror`.
+    pub mirror_to: Option<crate::mirror::Destination>,
 }
 
 /// The environment variables cru reads, read once. Its `Debug` never shows the token.
@@ -168,6 +170,8 @@ pub struct Settings {
     pub docker_config: Option<PathBuf>,
     /// The policy of `cru check`.
     pub check: Setting<Policy>,
+    /// Where `cru mirror` copies to (`None`: neither `--to` nor `mirror.to`).
+    pub mirror_to: Setting<Option<crate::mirror::Destination>>,
 }
 
 impl Layers {
@@ -244,6 +248,13 @@ impl Settings {
             // Pinning is what a check is for when no policy is named.
             Setting::new(policy_of(Require::Digest), Origin::Default)
         };
+        let mirror_to = if let Some(to) = &flags.mirror_to {
+            Setting::new(Some(to.clone()), Origin::Flag("--to"))
+        } else if let Some((to, line)) = c.and_then(|c| c.mirror_to.clone()) {
+            Setting::new(Some(to), file(line))
+        } else {
+            Setting::new(None, Origin::Default)
+        };
         let config_origin = if flags.no_config {
             Origin::Flag("--no-config")
         } else if flags.config.is_some() {
@@ -262,7 +273,13 @@ impl Settings {
             registries_conf,
             platform,
             check,
+            mirror_to,
         }
+    }
+
+    /// `mirror.map` of the configuration (empty without one).
+    pub fn mirror_map(&self) -> &[crate::mirror::MapRule] {
+        self.config.as_ref().map_or(&[], |c| &c.mirror_map)
     }
 
     /// The scanner these settings ask for.
@@ -335,6 +352,10 @@ impl Settings {
             (false, false) => "none",
         };
         line("check.require", require.into(), &self.check.origin);
+        if let Some(to) = &self.mirror_to.value {
+            // Only when set: `cru mirror` is the one command that reads it.
+            line("mirror.to", to.to_string(), &self.mirror_to.origin);
+        }
         if let Some(c) = &self.config {
             for (pattern, at) in &c.exclude_patterns {
                 line(
@@ -343,6 +364,20 @@ impl Settings {
                     &Origin::File {
                         path: c.path.clone(),
                         line: *at,
+                    },
+                );
+            }
+            for rule in &c.mirror_map {
+                line(
+                    "mirror.map",
+                    format!(
+                        "{{from: {:?}, to: {:?}}}",
+                        rule.from_text,
+                        rule.to.to_string()
+                    ),
+                    &Origin::File {
+                        path: c.path.clone(),
+                        line: rule.line,
                     },
                 );
             }
@@ -410,6 +445,44 @@ mod tests {
             }
         );
         assert_eq!(s.check.origin, at(4));
+    }
+
+    #[test]
+    fn mirror_to_on_the_command_line_wins_over_the_file() {
+        let config = file("mirror: {to: reg.example.com/m}\n");
+        let s = Settings::merge(&Layers::default(), Some(config));
+        assert_eq!(
+            s.mirror_to
+                .value
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("reg.example.com/m")
+        );
+        assert_eq!(
+            s.mirror_to.origin,
+            Origin::File {
+                path: "/repo/.cru.yaml".into(),
+                line: 1
+            }
+        );
+        let layers = Layers {
+            flags: Flags {
+                mirror_to: Some("other.example.com/x".parse().unwrap()),
+                ..Flags::default()
+            },
+            ..Layers::default()
+        };
+        let s = Settings::merge(&layers, Some(file("mirror: {to: reg.example.com/m}\n")));
+        assert_eq!(
+            s.mirror_to.value.map(|t| t.to_string()).as_deref(),
+            Some("other.example.com/x")
+        );
+        assert_eq!(s.mirror_to.origin, Origin::Flag("--to"));
+        assert!(Settings::merge(&Layers::default(), None)
+            .mirror_to
+            .value
+            .is_none());
     }
 
     #[test]

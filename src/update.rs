@@ -60,6 +60,12 @@ pub trait Resolve {
         group: &Group,
         reporter: &dyn Reporter,
     ) -> Result<Vec<Reference>, ResolveError>;
+
+    /// Whether what it returns may have another name than the target (`cru mirror
+    /// --rewrite`); another resolver's new name never reaches a file.
+    fn renames(&self) -> bool {
+        false
+    }
 }
 
 /// The resolver that does no lookups: targets are written as they are.
@@ -209,6 +215,8 @@ pub struct FilePlan {
     pub changes: Vec<(Reference, Reference)>,
     /// The split references that would change but are left alone, and why.
     pub fixed: Vec<(Reference, &'static str)>,
+    /// The split references given another name without the digest, which has no place to go.
+    pub unpinned: Vec<Reference>,
 }
 
 /// An edit that would leave something else than the intended reference in the file.
@@ -220,8 +228,10 @@ pub struct NotItself {
 
 /// Plans the edits of one buffer, purely: each occurrence whose reference `becomes` another
 /// gets its `:tag@digest` replaced, keeping the name as written (a split reference: its tag and
-/// digest values). Refuses (writing nothing) if a new suffix would not read back as exactly
-/// the intended reference, or a split reference has no place for it.
+/// digest values). A reference that becomes another name (`cru mirror --rewrite`) is written
+/// whole; a split one gets its name values (see [`rename_split`]). Refuses (writing nothing) if
+/// the new text would not read back as exactly the intended reference, or a split reference
+/// has no place for it.
 pub fn plan_file(
     buf: &[u8],
     occurrences: &[Occurrence],
@@ -240,10 +250,17 @@ pub fn plan_file(
             }
             continue;
         };
+        let mut to = to;
         match &occ.site {
             Site::Inline { name_end } => {
-                let replacement = to.suffix().into_bytes();
-                let name = &buf[occ.start..*name_end];
+                // Another name: the whole reference is replaced.
+                let keeps_name = to.name() == occ.reference.name();
+                let (from, replacement) = if keeps_name {
+                    (*name_end, to.suffix().into_bytes())
+                } else {
+                    (occ.start, to.to_string().into_bytes())
+                };
+                let name = &buf[occ.start..from];
                 if !reads_back_as(name, &replacement, &to) {
                     let written = [name, &replacement].concat();
                     return Err(NotItself {
@@ -251,7 +268,7 @@ pub fn plan_file(
                     });
                 }
                 plan.edits.push(Edit {
-                    range: *name_end..occ.end,
+                    range: from..occ.end,
                     replacement,
                 });
             }
@@ -260,8 +277,19 @@ pub fn plan_file(
                     plan.fixed.push((occ.reference.clone(), why));
                     continue;
                 }
-                match split_edits(split, &occ.reference, &to) {
-                    Ok(edits) => split_planned.push((occ.reference.clone(), edits)),
+                let planned = if to.name() == occ.reference.name() {
+                    split_edits(split, &occ.reference, &to).map(|e| (e, to.clone()))
+                } else {
+                    rename_split(buf, split, &occ.reference, &to)
+                };
+                match planned {
+                    Ok((edits, written)) => {
+                        if written != to {
+                            plan.unpinned.push(occ.reference.clone());
+                        }
+                        to = written;
+                        split_planned.push((occ.reference.clone(), edits));
+                    }
                     Err(why) => {
                         plan.fixed.push((occ.reference.clone(), why));
                         continue;
@@ -361,6 +389,120 @@ fn split_edits(split: &Split, from: &Reference, to: &Reference) -> Result<Vec<Ed
     Ok(edits)
 }
 
+/// The edits that make the split reference `from` read `to`, which has another name, and the
+/// reference they write. The name goes into the name values: a `registry:` value gets `to`'s
+/// host and the `repository:` value its path; a lone `repository:` (`image:`, a Kustomize
+/// `newName:`, a default) the whole name. A Kustomize entry without `newName:` gets one (its
+/// `name:` says which image the entry is for and never changes). The tag and digest then go
+/// as [`split_edits`] places them; where the reference has no place for a digest (a compose
+/// default), it is written without one. Why not, when the name is not in a value of its own
+/// (`FROM node:${V}`).
+fn rename_split(
+    buf: &[u8],
+    split: &Split,
+    from: &Reference,
+    to: &Reference,
+) -> Result<(Vec<Edit>, Reference), &'static str> {
+    const NO_NAME: &str = "the name is not written in a value of its own";
+    let repository = split.part(Role::Repository).ok_or(NO_NAME)?;
+    if !repository.prefix.is_empty() || !repository.suffix.is_empty() {
+        return Err(NO_NAME);
+    }
+    if repository.style == crate::scan::Style::Bare && to.name().contains(':') {
+        // A compose default holds no port: `${IMAGE:-host:5000/x}` is not read as a name.
+        return Err("the new name has a port, which a default does not hold");
+    }
+    if buf[repository.span.end..].starts_with(b":$") {
+        // `FROM node:${V}`, `image: org/app:${TAG:-1}`: a build may set another tag, which
+        // the mirror does not hold.
+        return Err(
+            "the name stands before a variable tag, which may name a tag the mirror \
+                    does not hold",
+        );
+    }
+    let value = |part: &crate::scan::Part, text: &str| Edit {
+        range: part.span.clone(),
+        replacement: part.style.render(text).into_bytes(),
+    };
+    let mut edits = Vec::new();
+    match (split.part(Role::Registry), to.name().split_once('/')) {
+        (Some(registry), Some((host, path))) if to.has_host() => {
+            edits.push(value(registry, host));
+            edits.push(value(repository, path));
+        }
+        (Some(_), _) => return Err("the new name has no registry for the `registry:` value"),
+        (None, _) => {
+            let key_of = |part: &crate::scan::Part| key_before(buf, part.span.start);
+            let kustomize_name = key_of(repository).is_some_and(|(k, _)| k == b"name")
+                && split
+                    .part(Role::Tag)
+                    .is_none_or(|t| key_of(t).is_some_and(|(k, _)| k == b"newTag"));
+            if kustomize_name {
+                let (_, key_start) = key_of(repository).ok_or(NO_NAME)?;
+                edits.push(new_name(buf, repository, key_start, to.name()));
+            } else {
+                edits.push(value(repository, to.name()));
+            }
+        }
+    }
+    let named = Reference::parse(&format!("{}{}", to.name(), from.suffix()))
+        .map_err(|_| "the new name does not make a valid reference")?;
+    // No digest value and nowhere to add one: renamed, not pinned.
+    let no_digest_place = split.part(Role::Digest).is_none() && split.tail == Tail::None;
+    let written = if no_digest_place && to.digest() != from.digest() {
+        to.with(to.tag(), from.digest())
+    } else {
+        to.clone()
+    };
+    edits.extend(split_edits(split, &named, &written)?);
+    Ok((edits, written))
+}
+
+/// A YAML key just before the value at `at` (`name: ` before `nginx`): its text and start.
+fn key_before(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let mut end = at;
+    while end > 0 && matches!(buf[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    end = end.checked_sub(1).filter(|&i| buf[i] == b':')?;
+    if let Some(&quote @ (b'"' | b'\'')) = end.checked_sub(1).map(|i| &buf[i]) {
+        let open = memchr::memrchr(quote, &buf[..end - 1])?;
+        return Some((&buf[open + 1..end - 1], open));
+    }
+    let start = buf[..end]
+        .iter()
+        .rposition(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'{' | b','))
+        .map_or(0, |i| i + 1);
+    Some((&buf[start..end], start))
+}
+
+/// The edit that adds `newName: NAME` to the Kustomize entry whose `name:` key starts at
+/// `key_start`: a line after the `name:` line, indented like its key; in a flow mapping
+/// (`{name: x, newTag: 1}`), an entry after its value.
+fn new_name(buf: &[u8], name: &crate::scan::Part, key_start: usize, to: &str) -> Edit {
+    let line_start = memchr::memrchr(b'\n', &buf[..key_start]).map_or(0, |i| i + 1);
+    let indent = &buf[line_start..key_start];
+    let rendered = crate::scan::Style::Plain.render(to);
+    if !indent.iter().all(|&b| matches!(b, b' ' | b'-')) {
+        return Edit {
+            range: name.span.end..name.span.end,
+            replacement: format!(", newName: {rendered}").into_bytes(),
+        };
+    }
+    let rest = &buf[name.span.end..];
+    let mut at = name.span.end + memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    let crlf = at > 0 && buf[at - 1] == b'\r';
+    if crlf {
+        at -= 1;
+    }
+    let newline = if crlf { "\r\n" } else { "\n" };
+    Edit {
+        range: at..at,
+        replacement: format!("{newline}{}newName: {rendered}", " ".repeat(indent.len()))
+            .into_bytes(),
+    }
+}
+
 impl Job<'_> {
     /// Runs the update; a dry run prints its diff to `out`.
     pub fn run(&self, out: &mut dyn Write) -> Result<Summary, UpdateError> {
@@ -449,10 +591,17 @@ impl Job<'_> {
             }
             // `plan_file` asks once per occurrence, in order: count them.
             let next = std::cell::Cell::new(0);
+            let renamed: std::cell::RefCell<Option<String>> = Default::default();
             let becomes = |r: &Reference| {
                 let i = next.get();
                 next.set(i + 1);
-                becomes_at(i, r)
+                let to = becomes_at(i, r)?;
+                if to.name() != r.name() && !self.resolver.renames() {
+                    renamed
+                        .borrow_mut()
+                        .get_or_insert_with(|| format!("{}{}", r.name(), to.suffix()));
+                }
+                Some(to)
             };
             let path = file.shown.clone();
             let (buf, stamp) =
@@ -465,7 +614,12 @@ impl Job<'_> {
             if now.iter().ne(before.iter().copied()) {
                 return Err(UpdateError::Changed { path });
             }
-            let plan = plan_file(&buf, &now, &becomes).map_err(|e| UpdateError::Invalid {
+            let plan = plan_file(&buf, &now, &becomes);
+            let plan = match renamed.into_inner() {
+                Some(written) => Err(NotItself { written }),
+                None => plan,
+            }
+            .map_err(|e| UpdateError::Invalid {
                 path: path.clone(),
                 reference: e.written,
             })?;
@@ -473,8 +627,26 @@ impl Job<'_> {
                 self.reporter
                     .report(Event::Warning(format!("{path}: {r} left alone: {why}")));
             }
+            for r in &plan.unpinned {
+                tracing::warn!("{path}: {r} renamed without its digest: there is no place for one");
+            }
             if plan.edits.is_empty() {
                 continue;
+            }
+            if self.resolver.renames() {
+                // New names go into values of many kinds: the file must read back with each.
+                let new = rewrite::apply(&buf, &plan.edits);
+                let after = scope.filter(&file.path, scan_path(scanner, &file.path, &new));
+                if let Some((_, to)) = plan
+                    .changes
+                    .iter()
+                    .find(|(_, to)| !after.iter().any(|o| o.reference == *to))
+                {
+                    return Err(UpdateError::Invalid {
+                        path,
+                        reference: to.to_string(),
+                    });
+                }
             }
             let edits = plan.edits;
             let changes: Vec<Change> = plan
@@ -635,6 +807,113 @@ mod tests {
         assert_eq!(changes.len(), 2, "one change per distinct reference");
         let (out, _) = planned(b"\xff\xfe gcr.io/a/b:1 \xc3\r\n", "3");
         assert_eq!(out, b"\xff\xfe gcr.io/a/b:3 \xc3\r\n");
+    }
+
+    /// `plan_file` over the file `name` holding `text`, every reference becoming its mirror
+    /// copy `r.io/m/<repository path>:tag@sha256:cd…`, applied; and what was left alone.
+    fn mirrored(name: &str, text: &str) -> (String, Vec<String>) {
+        let scanner = Scanner::new(ScanOptions::default());
+        let occurrences = scanner.scan_file(Some(Path::new(name)), text.as_bytes(), &mut || None);
+        let digest = format!("sha256:{}", "cd".repeat(32));
+        let becomes = |r: &Reference| {
+            let name = format!("r.io/m/{}", r.repository());
+            let d = r.digest().unwrap_or(&digest);
+            Some(Reference::parse(&name).unwrap().with(r.tag(), Some(d)))
+        };
+        let plan = plan_file(text.as_bytes(), &occurrences, &becomes).unwrap();
+        let left = plan
+            .fixed
+            .iter()
+            .map(|(r, why)| format!("{r}: {why}"))
+            .chain(plan.unpinned.iter().map(|r| format!("{r}: unpinned")))
+            .collect();
+        let out = rewrite::apply(text.as_bytes(), &plan.edits);
+        (String::from_utf8(out).unwrap(), left)
+    }
+
+    const D: &str = "sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+
+    #[test]
+    fn a_new_name_replaces_the_whole_inline_reference_keeping_the_tag_as_written() {
+        let (out, left) = mirrored(
+            "deploy.yaml",
+            "image: python:3.7 # app\r\n- docker://gcr.io/p/app:V1\r\nimage: nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n",
+        );
+        assert_eq!(
+            out,
+            format!(
+                "image: r.io/m/library/python:3.7@{D} # app\r\n- docker://r.io/m/p/app:V1@{D}\r\nimage: r.io/m/library/nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n"
+            )
+        );
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_renamed_helm_map_gets_its_registry_and_repository_values() {
+        let text = "image:\n  registry: docker.io\n  repository: bitnami/nginx\n  tag: \"1.25\"\nsidecar:\n  repository: 'busybox'\n  tag: 1.36\n  digest: \"\"\n";
+        let (out, left) = mirrored("values.yaml", text);
+        assert_eq!(
+            out,
+            format!(
+                "image:\n  registry: r.io\n  repository: m/bitnami/nginx\n  tag: \"1.25@{D}\"\nsidecar:\n  repository: 'r.io/m/library/busybox'\n  tag: 1.36\n  digest: \"{D}\"\n"
+            )
+        );
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_renamed_kustomize_entry_gets_a_new_name_and_its_name_stays() {
+        let text = "images:\r\n  - name: nginx\r\n    newTag: \"1.25\"\r\n  - name: app\r\n    newName: gcr.io/p/app\r\n    newTag: v2\r\n  - {name: redis, newTag: \"7\"}\r\n";
+        let (out, left) = mirrored("kustomization.yaml", text);
+        assert_eq!(
+            out,
+            format!(
+                "images:\r\n  - name: nginx\r\n    newName: r.io/m/library/nginx\r\n    newTag: \"1.25\"\r\n    digest: {D}\r\n  - name: app\r\n    newName: r.io/m/p/app\r\n    newTag: v2\r\n    digest: {D}\r\n  - {{name: redis, newName: r.io/m/library/redis, newTag: \"7\"}}\r\n"
+            )
+        );
+        assert_eq!(
+            left,
+            ["redis:7: unpinned"],
+            "a flow entry has no place for a digest"
+        );
+    }
+
+    #[test]
+    fn a_new_name_line_follows_a_quoted_name_key_at_the_end_of_the_file() {
+        let text = "images:\n- \"name\": 'nginx'\n  digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n- name: redis\n  newTag: '7'";
+        let (out, left) = mirrored("kustomization.yaml", text);
+        assert_eq!(
+            out,
+            format!("images:\n- \"name\": 'nginx'\n  newName: r.io/m/library/nginx\n  digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n- name: redis\n  newName: r.io/m/library/redis\n  newTag: '7'\n  digest: {D}")
+        );
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn dockerfile_and_compose_defaults_are_renamed_where_the_name_is_a_value() {
+        let text = "ARG BASE=python:3.12\nARG V=20\nFROM ${BASE}\nFROM node:${V}\n";
+        let (out, left) = mirrored("Dockerfile", text);
+        assert_eq!(
+            out,
+            format!("ARG BASE=r.io/m/library/python:3.12@{D}\nARG V=20\nFROM ${{BASE}}\nFROM node:${{V}}\n")
+        );
+        assert_eq!(
+            left,
+            ["node:20: the name stands before a variable tag, which may name a tag the mirror does not hold"]
+        );
+        let text = "services:\n  a:\n    image: ${IMAGE:-org/app}:${TAG:-1.2}\n  b:\n    image: org/b:${TAG:-3}\n";
+        let (out, left) = mirrored("compose.yaml", text);
+        assert_eq!(
+            out,
+            "services:\n  a:\n    image: ${IMAGE:-r.io/m/org/app}:${TAG:-1.2}\n  b:\n    image: org/b:${TAG:-3}\n"
+        );
+        assert_eq!(
+            left,
+            [
+                "org/b:3: the name stands before a variable tag, which may name a tag the mirror does not hold",
+                "org/app:1.2: unpinned"
+            ]
+        );
     }
 
     #[test]

@@ -13,8 +13,13 @@
 //! [`MAX_TRANSFERS`] blobs stream at once, so memory stays a few chunks whatever the sizes.
 //! Pushes go to the target itself, never to a registries.conf mirror of it.
 //!
-//! It does not rewrite files (`--rewrite` comes with the settings layer) and does not print:
-//! the outcome is returned for the caller to show.
+//! The plan's names come from `PREFIX/<repository path>` or the first `.cru.yaml`
+//! `mirror.map` rule whose `from` glob matches ([`MapRule`], a [`Template`] below the
+//! prefix). References already on the mirror (under `REGISTRY/PREFIX`) are not copied, only
+//! looked up: a tree that `--rewrite` pointed at the copies is checked against the mirror
+//! itself. [`Rewrite`] is the [`crate::update::Resolve`]r of `--rewrite`: it turns each
+//! reference into its copy, pinned, for the one update path. This module does not print: the
+//! outcome is returned for the caller to show.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -70,6 +75,105 @@ impl FromStr for Destination {
     }
 }
 
+impl Destination {
+    /// Whether `r` is already on the mirror: on its registry, under its prefix.
+    pub fn holds(&self, r: &Reference) -> bool {
+        let repository = r.repository();
+        r.registry() == self.registry
+            && (self.prefix.is_empty()
+                || repository
+                    .strip_prefix(&self.prefix)
+                    .is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
+/// A `mirror.map` target: a repository path below the destination's prefix, with
+/// placeholders for the source's parts: `{path}` (`library/python`), `{registry}`
+/// (`docker.io`; a port's `:` becomes `-`) and `{name}` (the last component, `python`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(String);
+
+/// The placeholders a [`Template`] may hold.
+pub const PLACEHOLDERS: [&str; 3] = ["path", "registry", "name"];
+
+impl Template {
+    /// Checks a template: known placeholders only, and a valid repository path for any
+    /// source (lowercase components separated by `/`, not empty).
+    pub fn parse(text: &str) -> Result<Template, String> {
+        let mut rest = text;
+        while let Some(open) = rest.find(['{', '}']) {
+            let close = match (rest.as_bytes()[open], rest[open..].find('}')) {
+                (b'{', Some(close)) => open + close,
+                _ => return Err(format!("`{text}`: a `{{` or `}}` without its pair")),
+            };
+            let name = &rest[open + 1..close];
+            if !PLACEHOLDERS.contains(&name) {
+                return Err(format!(
+                    "`{text}`: unknown placeholder `{{{name}}}`; use {{path}}, {{registry}} or \
+                     {{name}}"
+                ));
+            }
+            rest = &rest[close + 1..];
+        }
+        let template = Template(text.to_owned());
+        let sample = template.fill("r.io", "a/b");
+        if sample.is_empty() {
+            return Err(format!("`{text}`: the repository path is empty"));
+        }
+        if !sample.split('/').all(is_path_component) {
+            return Err(format!(
+                "`{text}` does not make a repository path (lowercase components separated by \
+                 `/`); it is the path below the prefix of `to`: e.g. `gcr/{{path}}`"
+            ));
+        }
+        Ok(template)
+    }
+
+    /// The path for `source`.
+    pub fn expand(&self, source: &Reference) -> String {
+        self.fill(&source.registry().replace(':', "-"), &source.repository())
+    }
+
+    fn fill(&self, registry: &str, path: &str) -> String {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        self.0
+            .replace("{path}", path)
+            .replace("{registry}", registry)
+            .replace("{name}", name)
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One `mirror.map` rule of `.cru.yaml`.
+#[derive(Debug, Clone)]
+pub struct MapRule {
+    /// `from:`, a glob over normalised names, as written.
+    pub from_text: String,
+    /// `from:` compiled.
+    pub from: globset::GlobMatcher,
+    /// `to:`.
+    pub to: Template,
+    /// The rule's line in the file.
+    pub line: usize,
+}
+
+/// The name a source is planned under: normalised, and a bare name means `:latest`, as
+/// `docker pull` reads it.
+pub fn source_key(r: &Reference) -> Reference {
+    let tag = match (r.tag(), r.digest()) {
+        (None, None) => Some("latest"),
+        (tag, _) => tag,
+    };
+    Reference::parse(&r.normalized_name())
+        .expect("a normalised name parses")
+        .with(tag, r.digest())
+}
+
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.prefix.is_empty() {
@@ -103,6 +207,9 @@ pub struct MirrorPlan {
     pub to: Destination,
     /// What goes, sorted and without duplicates.
     pub images: Vec<Planned>,
+    /// The references on the mirror already (normalised, sorted): they are only checked
+    /// (one `HEAD`), at the end of [`MirrorPlan::images`], under their own names.
+    pub mirrored: Vec<Reference>,
 }
 
 /// Why the plan cannot be made.
@@ -121,39 +228,61 @@ pub enum PlanError {
         /// The other.
         second: String,
     },
-    /// A source is already on the target registry under the target name.
-    #[error("{0} is already the mirror's name; nothing to copy it from")]
-    SelfCopy(String),
+    /// A `mirror.map` rule makes a name that is not a repository path for this source.
+    #[error(
+        "{source_name}: the mirror.map rule of line {line} makes `{path}`, not a repository path"
+    )]
+    BadPath {
+        /// The source.
+        source_name: String,
+        /// What the rule made.
+        path: String,
+        /// The rule's line.
+        line: usize,
+    },
 }
 
-/// The plan for `refs`: each unique reference once, mapped to `PREFIX/<repository path>`.
-/// A reference with neither tag nor digest means `:latest`, as `docker pull` reads it.
-pub fn plan(refs: &[Reference], to: &Destination) -> Result<MirrorPlan, PlanError> {
+/// The plan for `refs`: each unique reference once (see [`source_key`]), mapped by the first
+/// `map` rule that matches, else to `PREFIX/<repository path>`. References already on the
+/// mirror are not copied, only checked ([`MirrorPlan::mirrored`]).
+pub fn plan(
+    refs: &[Reference],
+    to: &Destination,
+    map: &[MapRule],
+) -> Result<MirrorPlan, PlanError> {
     let mut unique = BTreeSet::new();
+    let mut mirrored = BTreeSet::new();
     for r in refs {
-        let tag = match (r.tag(), r.digest()) {
-            (None, None) => Some("latest"),
-            (tag, _) => tag,
-        };
-        let normal = Reference::parse(&r.normalized_name())
-            .expect("a normalised name parses")
-            .with(tag, r.digest());
-        unique.insert(normal);
+        if to.holds(r) {
+            mirrored.insert(source_key(r));
+        } else {
+            unique.insert(source_key(r));
+        }
     }
     let mut owners: BTreeMap<String, String> = BTreeMap::new();
     let mut images = Vec::new();
     for source in unique {
-        let repository = source.repository();
+        let name = source.normalized_name();
+        let path = match map.iter().find(|m| m.from.is_match(&name)) {
+            Some(rule) => {
+                let path = rule.to.expand(&source);
+                if !path.split('/').all(is_path_component) {
+                    return Err(PlanError::BadPath {
+                        source_name: name,
+                        path,
+                        line: rule.line,
+                    });
+                }
+                path
+            }
+            None => source.repository(),
+        };
         let target_repository = if to.prefix.is_empty() {
-            repository
+            path
         } else {
-            format!("{}/{repository}", to.prefix)
+            format!("{}/{path}", to.prefix)
         };
         let target = format!("{}/{target_repository}", to.registry);
-        let name = source.normalized_name();
-        if name == target {
-            return Err(PlanError::SelfCopy(name));
-        }
         match owners.get(&target) {
             Some(first) if *first != name => {
                 return Err(PlanError::Collision {
@@ -172,10 +301,85 @@ pub fn plan(refs: &[Reference], to: &Destination) -> Result<MirrorPlan, PlanErro
             target_repository,
         });
     }
+    // Not owners of their names: a source planned onto the same name is what they are, and
+    // one whose copy this run makes (the same tag, or digest) is not looked up while it is
+    // being made.
+    let covered = |r: &Reference| {
+        images.iter().any(|p| {
+            p.target_name(to) == r.normalized_name()
+                && ((r.tag().is_some() && p.source.tag() == r.tag())
+                    || (r.digest().is_some() && p.source.digest() == r.digest()))
+        })
+    };
+    let checked: Vec<Planned> = mirrored
+        .iter()
+        .filter(|r| !covered(r))
+        .map(|r| Planned {
+            source: r.clone(),
+            target_repository: r.repository(),
+        })
+        .collect();
+    images.extend(checked);
     Ok(MirrorPlan {
         to: to.clone(),
         images,
+        mirrored: mirrored.into_iter().collect(),
     })
+}
+
+/// The resolver of `--rewrite`: each reference becomes its copy on the mirror, pinned to the
+/// digest copied (with one `--platform`, the platform manifest's), with the tag as the file
+/// writes it (none where it has none). References on the mirror already stay.
+#[derive(Debug)]
+pub struct Rewrite {
+    to: Destination,
+    /// Source key → the copy, `registry/repository[:tag]@digest`.
+    copies: std::collections::HashMap<Reference, Reference>,
+}
+
+impl Rewrite {
+    /// The resolver for a run whose every image was copied (or, in a dry run or check, would
+    /// be), in plan order.
+    pub fn new(plan: &MirrorPlan, reports: &[ImageReport]) -> Rewrite {
+        let copies = plan
+            .images
+            .iter()
+            .zip(reports)
+            .filter_map(|(p, r)| Some((p.source.clone(), Reference::parse(&r.target).ok()?)))
+            .collect();
+        Rewrite {
+            to: plan.to.clone(),
+            copies,
+        }
+    }
+}
+
+impl crate::update::Resolve for Rewrite {
+    fn resolve(
+        &self,
+        targets: &[Reference],
+        _: &crate::update::Group,
+        _: &dyn crate::report::Reporter,
+    ) -> Result<Vec<Reference>, crate::update::ResolveError> {
+        targets
+            .iter()
+            .map(|t| {
+                if self.to.holds(t) {
+                    return Ok(t.clone());
+                }
+                let copy = self.copies.get(&source_key(t)).ok_or_else(|| {
+                    crate::update::ResolveError::Failed(format!("{t} was not mirrored"))
+                })?;
+                Ok(Reference::parse(copy.name())
+                    .expect("a copy's name parses")
+                    .with(t.tag(), copy.digest()))
+            })
+            .collect()
+    }
+
+    fn renames(&self) -> bool {
+        true
+    }
 }
 
 /// What a run does.
@@ -546,6 +750,7 @@ mod tests {
         let p = plan(
             &refs(&["python:3.7", "gcr.io/p/app:1"]),
             &to("reg.example.com/mirror"),
+            &[],
         )
         .unwrap();
         let names: Vec<String> = p.images.iter().map(|i| i.target_name(&p.to)).collect();
@@ -567,6 +772,7 @@ mod tests {
         let p = plan(
             &refs(&["nginx", "docker.io/library/nginx:latest", "nginx:1"]),
             &to("r.io/m"),
+            &[],
         )
         .unwrap();
         let sources: Vec<String> = p.images.iter().map(|i| i.source.to_string()).collect();
@@ -584,6 +790,7 @@ mod tests {
         let e = plan(
             &refs(&["docker.io/p/app:1", "gcr.io/p/app:2"]),
             &to("r.io/m"),
+            &[],
         )
         .unwrap_err();
         assert_eq!(
@@ -598,9 +805,144 @@ mod tests {
     }
 
     #[test]
-    fn a_source_already_at_the_target_name_is_refused() {
-        let e = plan(&refs(&["r.io/x:1"]), &to("r.io")).unwrap_err();
-        assert_eq!(e, PlanError::SelfCopy("r.io/x".into()));
+    fn references_already_on_the_mirror_are_left_out_of_the_plan() {
+        let p = plan(&refs(&["r.io/x:1", "nginx:1"]), &to("r.io"), &[]).unwrap();
+        assert_eq!(p.mirrored, refs(&["r.io/x:1"]));
+        let names: Vec<String> = p.images.iter().map(|i| i.target_name(&p.to)).collect();
+        assert_eq!(
+            names,
+            ["r.io/library/nginx", "r.io/x"],
+            "checked under its own name"
+        );
+        // A source planned onto a name the tree already uses is no collision, and that
+        // copy is not looked up while this run makes it.
+        let p = plan(
+            &refs(&[
+                "r.io/m/library/nginx:1",
+                "r.io/m/library/nginx:2",
+                "nginx:1",
+            ]),
+            &to("r.io/m"),
+            &[],
+        )
+        .unwrap();
+        let sources: Vec<String> = p.images.iter().map(|i| i.source.to_string()).collect();
+        assert_eq!(
+            sources,
+            ["docker.io/library/nginx:1", "r.io/m/library/nginx:2"]
+        );
+        let p = plan(
+            &refs(&["r.io/m/library/nginx:1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "r.io/mx/a:1", "r.io/a:1"]),
+            &to("r.io/m"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(p.mirrored.len(), 1, "only under the prefix");
+        let names: Vec<String> = p.images.iter().map(|i| i.target_name(&p.to)).collect();
+        assert_eq!(names, ["r.io/m/a", "r.io/m/mx/a", "r.io/m/library/nginx"]);
+    }
+
+    fn rule(from: &str, to: &str) -> MapRule {
+        MapRule {
+            from_text: from.into(),
+            from: globset::GlobBuilder::new(from)
+                .literal_separator(true)
+                .build()
+                .unwrap()
+                .compile_matcher(),
+            to: Template::parse(to).unwrap(),
+            line: 7,
+        }
+    }
+
+    #[test]
+    fn the_first_matching_map_rule_names_the_copy_else_the_repository_path() {
+        let map = [
+            rule("gcr.io/**", "gcr/{path}"),
+            rule("gcr.io/p/*", "never/{name}"),
+            rule("localhost:5000/**", "{registry}/{name}"),
+        ];
+        let p = plan(
+            &refs(&["gcr.io/p/app:1", "python:3.7", "localhost:5000/a/b:1"]),
+            &to("r.io/m"),
+            &map,
+        )
+        .unwrap();
+        let names: Vec<String> = p.images.iter().map(|i| i.target_name(&p.to)).collect();
+        assert_eq!(
+            names,
+            [
+                "r.io/m/library/python",
+                "r.io/m/gcr/p/app",
+                "r.io/m/localhost-5000/b"
+            ]
+        );
+        let e = plan(
+            &refs(&["gcr.io/a/x:1", "quay.io/b/x:1"]),
+            &to("r.io/m"),
+            &[rule("**", "{name}")],
+        )
+        .unwrap_err();
+        assert!(matches!(e, PlanError::Collision { .. }), "{e}");
+    }
+
+    #[test]
+    fn templates_with_unknown_placeholders_or_no_path_are_refused() {
+        for (bad, says) in [
+            ("{repo}", "unknown placeholder `{repo}`"),
+            ("", "is empty"),
+            ("gcr/{path", "without its pair"),
+            ("PREFIX/gcr/{path}", "below the prefix"),
+            ("a//{path}", "does not make a repository path"),
+            ("/{path}", "does not make a repository path"),
+        ] {
+            let e = Template::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let t = Template::parse("x-{registry}/{name}").unwrap();
+        assert_eq!(
+            t.expand(&Reference::parse("nginx").unwrap()),
+            "x-docker.io/nginx"
+        );
+    }
+
+    #[test]
+    fn rewrite_points_each_reference_at_its_copy_keeping_the_tag_as_written() {
+        use crate::update::Resolve;
+        let p = plan(
+            &refs(&["python:3.7", "nginx", "r.io/m/a:1"]),
+            &to("r.io/m"),
+            &[],
+        )
+        .unwrap();
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let reports: Vec<ImageReport> = p
+            .images
+            .iter()
+            .map(|i| ImageReport {
+                source: i.source.to_string(),
+                target: format!("{}:{}@{d}", i.target_name(&p.to), i.source.tag().unwrap()),
+                outcome: Outcome::Copied,
+            })
+            .collect();
+        let rewrite = Rewrite::new(&p, &reports);
+        assert!(rewrite.renames());
+        let got = rewrite
+            .resolve(
+                &refs(&["docker.io/library/python:3.7", "nginx", "r.io/m/a:1"]),
+                &crate::update::Group::default(),
+                &crate::report::Silent,
+            )
+            .unwrap();
+        let got: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [
+                format!("r.io/m/library/python:3.7@{d}"),
+                format!("r.io/m/library/nginx@{d}"),
+                "r.io/m/a:1".into()
+            ]
+        );
     }
 
     #[test]
