@@ -272,7 +272,11 @@ impl<'a> Reader<'a> {
                 let end = memchr::memchr(b'\n', &self.haystack[col..])
                     .map_or(self.haystack.len(), |i| col + i);
                 return match node(self.text, col, end)? {
-                    Node::Empty => Some(false),
+                    Node::Empty => {
+                        // A document that is one flow collection is complete.
+                        self.root_done |= place == Place::Root;
+                        Some(false)
+                    }
                     _ => None,
                 };
             }

@@ -361,3 +361,112 @@ fn a_values_file_of_many_maps_and_a_long_flow_line_are_read_in_one_pass() {
     assert!(lines::read(&maps).is_none());
     assert_eq!(split_refs(&maps).len(), n / 2);
 }
+
+#[test]
+fn the_line_reader_gives_what_the_parser_gives_on_random_yaml_like_lines() {
+    const INDENTS: [&str; 6] = ["", " ", "  ", "   ", "    ", "      "];
+    const PREFIXES: [&str; 5] = ["", "", "- ", "-", "- - "];
+    const KEYS_: [&str; 14] = [
+        "image",
+        "repository",
+        "tag",
+        "digest",
+        "name",
+        "newTag",
+        "images",
+        "a",
+        "\"tag\"",
+        "'image'",
+        "x y",
+        "? a",
+        "registry",
+        "newName",
+    ];
+    const SEPS: [&str; 4] = [":", ": ", ":  ", " : "];
+    const VALUES: [&str; 30] = [
+        "",
+        "a/b",
+        "v1",
+        "'1'",
+        "\"2\"",
+        "''",
+        "\"\"",
+        "{}",
+        "[]",
+        "[a, b]",
+        "{a: 1}",
+        "{tag: 1}",
+        "|",
+        ">-",
+        "&x v",
+        "*x",
+        "!!str v",
+        "# c",
+        "1 # c",
+        "a: b",
+        "'a' b",
+        "\"a\\\"b\"",
+        "x #y",
+        "null",
+        "~",
+        "[a, [b, c], ]",
+        "{a: [1], b: {c: d}}",
+        "'it''s'",
+        "@x",
+        "[a,",
+    ];
+    const LINES: [&str; 13] = [
+        "---",
+        "...",
+        "# comment",
+        "",
+        "  text",
+        "--- # c",
+        "  - x",
+        "    more text",
+        "\ttab: 1",
+        "key:\tv",
+        "a: 'multi",
+        "  line'",
+        "key:value",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut read = 0;
+    for _ in 0..100_000 {
+        let mut text = String::new();
+        let crlf = next(4) == 0;
+        // Mostly an indentation near the line before's, as in real files.
+        let mut indent: usize = 0;
+        for _ in 0..1 + next(10) {
+            if next(6) == 0 {
+                text.push_str(LINES[next(LINES.len())]);
+            } else {
+                indent = match next(8) {
+                    0 => next(INDENTS.len()),
+                    1 | 2 => indent.saturating_sub(2),
+                    3 | 4 => (indent + 2).min(INDENTS.len() - 1),
+                    _ => indent,
+                };
+                text.push_str(INDENTS[indent]);
+                text.push_str(PREFIXES[next(PREFIXES.len())]);
+                if next(5) == 0 {
+                    text.push_str(VALUES[next(VALUES.len())]);
+                } else {
+                    text.push_str(KEYS_[next(KEYS_.len())]);
+                    text.push_str(SEPS[next(SEPS.len())]);
+                    text.push_str(VALUES[next(VALUES.len())]);
+                }
+            }
+            text.push_str(if crlf { "\r\n" } else { "\n" });
+        }
+        read += usize::from(agrees(&text));
+    }
+    // Enough of them are read for the comparison to mean something.
+    assert!(read > 5_000, "{read} read");
+}
