@@ -108,8 +108,9 @@ pub enum SplitDigest {
     /// `digest:` line).
     #[default]
     DigestKey,
-    /// Always into the tag (`tag: 1.25.3@sha256:…`); a `digest:` value that held the old
-    /// digest is emptied.
+    /// Always into the tag (`tag: 1.25.3@sha256:…`, Kustomize's `newTag:`), where the site
+    /// takes a digest at all (a Dockerfile `ARG` does not); a `digest:` value that held the
+    /// old digest is emptied.
     Tag,
     /// Nowhere: split references are not pinned (as `pin: none` for them only); a digest
     /// already written stays where it is.

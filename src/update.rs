@@ -345,7 +345,11 @@ fn split_edits(
         return Err("a split reference's name is not rewritten");
     }
     let in_tag = match placing {
-        SplitDigest::Tag => split.part(Role::Tag).is_some(),
+        // Only where the site takes a digest at all (not a Dockerfile `ARG`'s default).
+        SplitDigest::Tag => {
+            split.part(Role::Tag).is_some()
+                && (split.tail != Tail::None || split.part(Role::Digest).is_some())
+        }
         SplitDigest::DigestKey | SplitDigest::None => {
             split.part(Role::Digest).is_none() && split.tail == Tail::IntoTag
         }
@@ -761,6 +765,12 @@ mod tests {
         assert_eq!(
             placed(k, entry, &to, Nowhere).0,
             "images:\n- name: a/b\n  newTag: \"2\"\n"
+        );
+        // A Dockerfile `ARG` takes no digest, in its tag or elsewhere: left alone.
+        let dockerfile = "ARG V=1\nFROM a/b:${V}\n";
+        assert_eq!(
+            placed("Dockerfile", dockerfile, &to, Tag),
+            (dockerfile.to_owned(), 0)
         );
         // A reference in one piece is not a split one: placing does not apply.
         let inline = "image: a/b:1\n";
