@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::config::Pin;
 use crate::inventory::{Inventory, Located, Scope};
 use crate::reference::Reference;
+use crate::scan::Site;
 
 /// What `check` requires of every reference.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,14 +40,15 @@ pub struct Finding {
 
 /// The policy findings of `inventory`, in file and position order. A rule's `pin:` in
 /// `scope` overrides the digest requirement for its images: `none` exempts them, `digest`
-/// requires a digest whatever the policy.
+/// requires a digest whatever the policy; `split-digest: none` exempts its split references.
 pub fn policy_findings(inventory: &Inventory, policy: Policy, scope: &Scope) -> Vec<Finding> {
     let mut findings = Vec::new();
     for file in &inventory.files {
         let path = &file.shown;
         for located in &file.refs {
             let r = &located.occurrence.reference;
-            let require_digest = match scope.policy(r, &file.path).pin {
+            let split = matches!(located.occurrence.site, Site::Split(_));
+            let require_digest = match scope.policy(r, &file.path).pin_for(split) {
                 Some(Pin::Digest) => true,
                 Some(Pin::None) => false,
                 None => policy.require_digest,

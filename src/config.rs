@@ -131,6 +131,35 @@ pub enum Pin {
     None,
 }
 
+/// Where the digest of a split reference (a Helm values map, a Kustomize entry) goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitDigest {
+    /// Into the `digest:` value if there is one, else into the tag (Kustomize: a new
+    /// `digest:` line).
+    #[default]
+    DigestKey,
+    /// Always into the tag (`tag: 1.25.3@sha256:…`, Kustomize's `newTag:`), where the site
+    /// takes a digest at all (a Dockerfile `ARG` does not); a `digest:` value that held the
+    /// old digest is emptied.
+    Tag,
+    /// Nowhere: split references are not pinned (as `pin: none` for them only); a digest
+    /// already written stays where it is.
+    None,
+}
+
+impl SplitDigest {
+    /// The value as written in `.cru.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitDigest::DigestKey => "digest-key",
+            SplitDigest::Tag => "tag",
+            SplitDigest::None => "none",
+        }
+    }
+}
+
 /// One entry of `rules:`.
 #[derive(Debug, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
@@ -141,6 +170,9 @@ pub struct RuleSection {
     pub matches: MatchSection,
     /// Pin the references to digests, or not.
     pub pin: Option<Pin>,
+    /// Where a split reference's digest goes: `digest-key` (the default: its `digest:` value,
+    /// else the tag), `tag` (always `tag: 1.2@sha256:…`) or `none` (never pinned).
+    pub split_digest: Option<SplitDigest>,
     /// Resolve to this platform's manifest (`os/arch[/variant]`).
     #[cfg_attr(test, schemars(with = "Option<String>"))]
     pub platform: Option<Spanned<String>>,
@@ -219,6 +251,8 @@ pub struct Rule {
     tag: Option<Regex>,
     /// `pin:`.
     pub pin: Option<Pin>,
+    /// `split-digest:`.
+    pub split_digest: Option<SplitDigest>,
     /// `platform:`.
     pub platform: Option<Platform>,
     /// `ignore:`.
@@ -235,12 +269,25 @@ pub struct Rule {
 pub struct ImagePolicy {
     /// Pin or not; `None` when no rule says.
     pub pin: Option<Pin>,
+    /// Where a split reference's digest goes; `None` when no rule says (`digest-key`).
+    pub split_digest: Option<SplitDigest>,
     /// The platform to resolve to.
     pub platform: Option<Platform>,
     /// Leave the reference alone.
     pub ignore: bool,
     /// The bump policy's keys, each from the last matching rule that sets it.
     pub bump: BumpSpec,
+}
+
+impl ImagePolicy {
+    /// Whether to pin, for a reference written in one piece or (`split`) in parts: a split
+    /// reference under `split-digest: none` is not pinned, as if `pin: none` were set for it.
+    pub fn pin_for(&self, split: bool) -> Option<Pin> {
+        match self.split_digest {
+            Some(SplitDigest::None) if split => Some(Pin::None),
+            _ => self.pin,
+        }
+    }
 }
 
 /// The keys of a bump policy, as written (the regexes were checked when the file was read).
@@ -490,6 +537,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 }
             ));
         }
+        if let Some(d) = section.split_digest {
+            text.push(format!("split-digest: {}", d.as_str()));
+        }
         if let Some(p) = &platform {
             text.push(format!("platform: {p}"));
         }
@@ -519,6 +569,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             files,
             tag,
             pin: section.pin,
+            split_digest: section.split_digest,
             platform,
             ignore: section.ignore,
         });
@@ -658,6 +709,9 @@ impl Config {
         {
             if rule.pin.is_some() {
                 policy.pin = rule.pin;
+            }
+            if rule.split_digest.is_some() {
+                policy.split_digest = rule.split_digest;
             }
             if rule.platform.is_some() {
                 policy.platform = rule.platform.clone();
@@ -929,6 +983,32 @@ rules:
             )
             .ignore
         );
+    }
+
+    #[test]
+    fn split_digest_is_read_per_rule_and_shown() {
+        let c = parse_ok(
+            "rules:\n  - match: {image: '**'}\n    split-digest: tag\n  - match: {files: 'legacy/**'}\n    split-digest: none\n",
+        );
+        let r = reference("a/b:1");
+        assert_eq!(
+            c.policy(&r, Path::new("/repo/values.yaml")).split_digest,
+            Some(SplitDigest::Tag)
+        );
+        assert_eq!(
+            c.policy(&r, Path::new("/repo/legacy/values.yaml"))
+                .split_digest,
+            Some(SplitDigest::None)
+        );
+        assert_eq!(c.rules[0].text, "match: {image: \"**\"}, split-digest: tag");
+        assert_eq!(
+            parse_ok("rules:\n  - pin: none\n")
+                .policy(&r, Path::new("/repo/a"))
+                .split_digest,
+            None
+        );
+        let err = parse_err("rules:\n  - split-digest: digest\n");
+        assert!(err.contains("digest-key"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::bump::{self, Marker};
-use crate::config::{BumpSpec, Pin};
+use crate::config::{BumpSpec, Pin, SplitDigest};
 use crate::files;
 use crate::inventory::{scan_path, Inventory, Scope};
 use crate::plan::Rules;
@@ -237,6 +237,17 @@ pub fn plan_file(
     occurrences: &[Occurrence],
     becomes: &dyn Fn(&Reference) -> Option<Reference>,
 ) -> Result<FilePlan, NotItself> {
+    plan_file_placing(buf, occurrences, becomes, &|_| SplitDigest::DigestKey)
+}
+
+/// As [`plan_file`], with `split_digest` telling where the digest of each split reference
+/// goes (a rule's `split-digest:`).
+pub fn plan_file_placing(
+    buf: &[u8],
+    occurrences: &[Occurrence],
+    becomes: &dyn Fn(&Reference) -> Option<Reference>,
+    split_digest: &dyn Fn(&Reference) -> SplitDigest,
+) -> Result<FilePlan, NotItself> {
     let mut plan = FilePlan::default();
     // What a reference becomes depends on it alone: one change per distinct `from`.
     let mut seen: HashSet<&Reference> = HashSet::new();
@@ -277,10 +288,19 @@ pub fn plan_file(
                     plan.fixed.push((occ.reference.clone(), why));
                     continue;
                 }
+                let placing = split_digest(&occ.reference);
+                // `split-digest: none`: a digest is not added (one already written is kept).
+                if placing == SplitDigest::None && occ.reference.digest().is_none() {
+                    to = to.with(to.tag(), None);
+                    if to == occ.reference {
+                        kept.extend(split.parts.iter().map(|p| (p.span.start, p.span.end)));
+                        continue;
+                    }
+                }
                 let planned = if to.name() == occ.reference.name() {
-                    split_edits(split, &occ.reference, &to).map(|e| (e, to.clone()))
+                    split_edits(buf, split, &occ.reference, &to, placing).map(|e| (e, to.clone()))
                 } else {
-                    rename_split(buf, split, &occ.reference, &to)
+                    rename_split(buf, split, &occ.reference, &to, placing)
                 };
                 match planned {
                     Ok((edits, written)) => {
@@ -338,14 +358,30 @@ pub fn plan_file(
     Ok(plan)
 }
 
-/// The edits that make the split reference `from` read `to`: the new tag into the tag's
-/// value, the digest into the digest's value (or after the tag, or on a new line, as the
-/// site says). Why not, when `to` has another name or a part with no place to go.
-fn split_edits(split: &Split, from: &Reference, to: &Reference) -> Result<Vec<Edit>, &'static str> {
+/// The edits that make the split reference `from` (in `buf`) read `to`: the new tag into the
+/// tag's value, the digest into the digest's value (or after the tag, or on a new line, as the
+/// site says; with `split-digest: tag`, into the tag, emptying a `digest:` value that held
+/// one). Why not, when `to` has another name or a part with no place to go.
+fn split_edits(
+    buf: &[u8],
+    split: &Split,
+    from: &Reference,
+    to: &Reference,
+    placing: SplitDigest,
+) -> Result<Vec<Edit>, &'static str> {
     if to.name() != from.name() {
         return Err("a split reference's name is not rewritten");
     }
-    let in_tag = split.part(Role::Digest).is_none() && split.tail == Tail::IntoTag;
+    let in_tag = match placing {
+        // Only where the site takes a digest at all (not a Dockerfile `ARG`'s default).
+        SplitDigest::Tag => {
+            split.part(Role::Tag).is_some()
+                && (split.tail != Tail::None || split.part(Role::Digest).is_some())
+        }
+        SplitDigest::DigestKey | SplitDigest::None => {
+            split.part(Role::Digest).is_none() && split.tail == Tail::IntoTag
+        }
+    };
     let tag_value = |r: &Reference| {
         r.tag().map(|t| match r.digest() {
             Some(d) if in_tag => format!("{t}@{d}"),
@@ -371,6 +407,20 @@ fn split_edits(split: &Split, from: &Reference, to: &Reference) -> Result<Vec<Ed
         (None, None) => {}
         (None, Some(_)) => return Err("there is no tag value to write the tag into"),
         (Some(_), None) => return Err("the tag value cannot be removed"),
+    }
+    // The digest now goes in the tag: a `digest:` value that held one is emptied, or the
+    // reference would read two.
+    if let Some(part) = split.part(Role::Digest).filter(|_| in_tag) {
+        let held = &buf[part.span.clone()];
+        if !matches!(
+            held,
+            b"" | b"\"\"" | b"''" | b"~" | b"null" | b"Null" | b"NULL"
+        ) {
+            edits.push(Edit {
+                range: part.span.clone(),
+                replacement: part.style.render("").into_bytes(),
+            });
+        }
     }
     if !in_tag && to.digest() != from.digest() {
         match (split.part(Role::Digest), &split.tail, to.digest()) {
@@ -402,6 +452,7 @@ fn rename_split(
     split: &Split,
     from: &Reference,
     to: &Reference,
+    placing: SplitDigest,
 ) -> Result<(Vec<Edit>, Reference), &'static str> {
     const NO_NAME: &str = "the name is not written in a value of its own";
     let repository = split.part(Role::Repository).ok_or(NO_NAME)?;
@@ -454,7 +505,7 @@ fn rename_split(
     } else {
         to.clone()
     };
-    edits.extend(split_edits(split, &named, &written)?);
+    edits.extend(split_edits(buf, split, &named, &written, placing)?);
     Ok((edits, written))
 }
 
@@ -519,16 +570,18 @@ impl Job<'_> {
 
         // The distinct targets of each group, groups in the order first met.
         // With `--bump`, a reference's policy also depends on the marker on its line;
-        // `cru: ignore` leaves it alone.
-        let group_of = |r: &Reference, file: &Path, marker: Option<Marker>| {
+        // `cru: ignore` leaves it alone. A split reference under `split-digest: none` is
+        // not pinned: as `pin: none` for it only.
+        let group_of = |r: &Reference, file: &Path, marker: Option<Marker>, split: bool| {
             let policy = scope.policy(r, file);
+            let pin = policy.pin_for(split);
             let bump = match rules.bump_level() {
                 Some(_) if marker == Some(Marker::Ignore) => return None,
                 Some(default) => Some(bump::spec(&policy.bump, marker, default)),
                 None => None,
             };
             Some(Group {
-                pin: policy.pin,
+                pin,
                 platform: policy.platform,
                 bump,
             })
@@ -540,7 +593,8 @@ impl Job<'_> {
                 let Some(target) = rules.target(r) else {
                     continue;
                 };
-                let Some(group) = group_of(r, &file.path, located.marker) else {
+                let split = matches!(located.occurrence.site, Site::Split(_));
+                let Some(group) = group_of(r, &file.path, located.marker, split) else {
                     continue;
                 };
                 match groups.iter_mut().find(|(g, _)| *g == group) {
@@ -575,9 +629,11 @@ impl Job<'_> {
             // What the `i`th occurrence of the file, `r`, becomes (its line's marker counts).
             let becomes_at = |i: usize, r: &Reference| {
                 let target = rules.target(r)?;
-                let marker = file.refs.get(i).and_then(|l| l.marker);
+                let located = file.refs.get(i);
+                let marker = located.and_then(|l| l.marker);
+                let split = located.is_some_and(|l| matches!(l.occurrence.site, Site::Split(_)));
                 resolved
-                    .get(&(group_of(r, &file.path, marker)?, target))
+                    .get(&(group_of(r, &file.path, marker, split)?, target))
                     .filter(|t| *t != r)
                     .cloned()
             };
@@ -614,7 +670,9 @@ impl Job<'_> {
             if now.iter().ne(before.iter().copied()) {
                 return Err(UpdateError::Changed { path });
             }
-            let plan = plan_file(&buf, &now, &becomes);
+            let split_digest =
+                |r: &Reference| scope.policy(r, &file.path).split_digest.unwrap_or_default();
+            let plan = plan_file_placing(&buf, &now, &becomes, &split_digest);
             let plan = match renamed.into_inner() {
                 Some(written) => Err(NotItself { written }),
                 None => plan,
@@ -628,7 +686,9 @@ impl Job<'_> {
                     .report(Event::Warning(format!("{path}: {r} left alone: {why}")));
             }
             for r in &plan.unpinned {
-                tracing::warn!("{path}: {r} renamed without its digest: there is no place for one");
+                self.reporter.report(Event::Warning(format!(
+                    "{path}: {r} renamed without its digest: there is no place for one"
+                )));
             }
             if plan.edits.is_empty() {
                 continue;
@@ -914,6 +974,88 @@ mod tests {
                 "org/app:1.2: unpinned"
             ]
         );
+    }
+
+    /// `plan_file_placing` over `text` read as the file `name`, every reference becoming `to`,
+    /// digests placed as `placing` says: the text after, and the changes reported.
+    fn placed(name: &str, text: &str, to: &str, placing: SplitDigest) -> (String, usize) {
+        let occurrences = Scanner::new(ScanOptions::default()).scan_file(
+            Some(Path::new(name)),
+            text.as_bytes(),
+            &mut || None,
+        );
+        let to = Reference::parse(to).unwrap();
+        let becomes = |r: &Reference| Some(to.clone()).filter(|t| t != r);
+        let plan =
+            plan_file_placing(text.as_bytes(), &occurrences, &becomes, &|_| placing).unwrap();
+        let after = rewrite::apply(text.as_bytes(), &plan.edits);
+        (String::from_utf8(after).unwrap(), plan.changes.len())
+    }
+
+    #[test]
+    fn split_digest_puts_a_split_references_digest_in_its_key_its_tag_or_nowhere() {
+        use SplitDigest::{DigestKey, None as Nowhere, Tag};
+        let (d1, d2) = (
+            format!("sha256:{}", "ab".repeat(32)),
+            format!("sha256:{}", "cd".repeat(32)),
+        );
+        let to = format!("a/b:2@{d2}");
+        let map = "image:\n  repository: a/b\n  tag: '1'\n  digest: \"\"\n";
+        let with = |tag: &str, digest: &str| {
+            format!("image:\n  repository: a/b\n  tag: {tag}\n  digest: {digest}\n")
+        };
+        let v = "values.yaml";
+        assert_eq!(
+            placed(v, map, &to, DigestKey).0,
+            with("'2'", &format!("\"{d2}\""))
+        );
+        assert_eq!(
+            placed(v, map, &to, Tag).0,
+            with(&format!("'2@{d2}'"), "\"\"")
+        );
+        assert_eq!(placed(v, map, &to, Nowhere).0, with("'2'", "\"\""));
+        // Only the digest would change: under `none`, nothing is planned or reported.
+        assert_eq!(
+            placed(v, map, &format!("a/b:1@{d2}"), Nowhere),
+            (map.to_owned(), 0)
+        );
+        // The old digest in its key: `tag` empties the key; `none` keeps the pin in its place.
+        let pinned = with("'1'", &d1);
+        assert_eq!(
+            placed(v, &pinned, &to, Tag).0,
+            with(&format!("'2@{d2}'"), "\"\"")
+        );
+        assert_eq!(placed(v, &pinned, &to, Nowhere).0, with("'2'", &d2));
+        assert_eq!(placed(v, &pinned, &to, DigestKey).0, with("'2'", &d2));
+        // No digest key: `tag` and the default both write into the tag.
+        let bare = "image:\n  repository: a/b\n  tag: '1'\n";
+        let into_tag = format!("image:\n  repository: a/b\n  tag: '2@{d2}'\n");
+        assert_eq!(placed(v, bare, &to, Tag).0, into_tag);
+        assert_eq!(placed(v, bare, &to, DigestKey).0, into_tag);
+        // Kustomize: `tag` writes into `newTag` instead of adding a `digest:` line.
+        let k = "kustomization.yaml";
+        let entry = "images:\n- name: a/b\n  newTag: \"1\"\n";
+        assert_eq!(
+            placed(k, entry, &to, Tag).0,
+            format!("images:\n- name: a/b\n  newTag: \"2@{d2}\"\n")
+        );
+        assert_eq!(
+            placed(k, entry, &to, DigestKey).0,
+            format!("images:\n- name: a/b\n  newTag: \"2\"\n  digest: {d2}\n")
+        );
+        assert_eq!(
+            placed(k, entry, &to, Nowhere).0,
+            "images:\n- name: a/b\n  newTag: \"2\"\n"
+        );
+        // A Dockerfile `ARG` takes no digest, in its tag or elsewhere: left alone.
+        let dockerfile = "ARG V=1\nFROM a/b:${V}\n";
+        assert_eq!(
+            placed("Dockerfile", dockerfile, &to, Tag),
+            (dockerfile.to_owned(), 0)
+        );
+        // A reference in one piece is not a split one: placing does not apply.
+        let inline = "image: a/b:1\n";
+        assert_eq!(placed(v, inline, &to, Nowhere).0, format!("image: {to}\n"));
     }
 
     #[test]

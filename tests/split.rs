@@ -284,3 +284,125 @@ fn a_compose_tag_default_is_rewritten_and_the_name_default_kept() {
         before.replace("TAG:-1.2", "TAG:-1.3")
     );
 }
+
+/// A Bitnami-style map whose digest key holds `digest`, a sibling `image:` + `tag:` pair with
+/// no digest key, and the same image in one piece.
+fn placed_values(host: &str, tag: &str, digest: &str) -> String {
+    format!(
+        "image:\n  registry: {host}\n  repository: bitnami/nginx\n  tag: {tag}\n  digest: {digest}\nsidecar:\n  image: {host}/bitnami/exporter\n  tag: '1.0'\nwhole: {host}/bitnami/nginx:1.25.3\n"
+    )
+}
+
+/// A registry with `bitnami/nginx:1.25.3` and `bitnami/exporter:1.0`, a folder whose
+/// `.cru.yaml` says `split-digest: VALUE`, and the two digests.
+fn placing(value: &str) -> (Registry, Dir, String, String) {
+    let reg = Registry::start();
+    let nginx = reg.push_oci("bitnami/nginx", "n", &["1.25.3"]);
+    let exporter = reg.push_oci("bitnami/exporter", "e", &["1.0"]);
+    let dir = setup();
+    dir.write(
+        ".cru.yaml",
+        format!("rules:\n  - match: {{image: \"**\"}}\n    split-digest: {value}\n"),
+    );
+    let out = run(&dir, &["config", "show"]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!(
+            "rule: match: {{image: \"**\"}}, split-digest: {value}  # .cru.yaml:2"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    (reg, dir, nginx, exporter)
+}
+
+#[test]
+fn split_digest_digest_key_fills_the_digest_key_and_pins_into_the_tag_without_one() {
+    let (reg, dir, nginx, exporter) = placing("digest-key");
+    let host = reg.host();
+    dir.write("values.yaml", placed_values(&host, "1.25.3", "\"\""));
+    let out = run(
+        &dir,
+        &["update", "--resolve-digest", "--all", "--matching-tag"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        dir.read_string("values.yaml"),
+        placed_values(&host, "1.25.3", &format!("\"{nginx}\""))
+            .replace("tag: '1.0'", &format!("tag: '1.0@{exporter}'"))
+            .replace("nginx:1.25.3\n", &format!("nginx:1.25.3@{nginx}\n"))
+    );
+}
+
+#[test]
+fn split_digest_tag_pins_into_the_tag_and_empties_a_digest_key_that_held_the_old_one() {
+    let (reg, dir, nginx, exporter) = placing("tag");
+    let host = reg.host();
+    dir.write("values.yaml", placed_values(&host, "1.25.3", "\"\""));
+    let out = run(
+        &dir,
+        &["update", "--resolve-digest", "--all", "--matching-tag"],
+    );
+    assert_exit(&out, 0);
+    let pinned = placed_values(&host, &format!("1.25.3@{nginx}"), "\"\"")
+        .replace("tag: '1.0'", &format!("tag: '1.0@{exporter}'"))
+        .replace("nginx:1.25.3\n", &format!("nginx:1.25.3@{nginx}\n"));
+    assert_eq!(dir.read_string("values.yaml"), pinned);
+    // Pinned in the tag: a second run changes nothing.
+    assert_exit(
+        &run(
+            &dir,
+            &["update", "--resolve-digest", "--all", "--matching-tag"],
+        ),
+        0,
+    );
+    assert_eq!(dir.read_string("values.yaml"), pinned);
+
+    // The old digest in the digest key: it moves into the tag, the key is emptied.
+    dir.write("values.yaml", placed_values(&host, "1.25.3", D));
+    let out = run(
+        &dir,
+        &["update", "--resolve-digest", "--all", "--matching-tag"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        dir.read_string("values.yaml"),
+        placed_values(&host, &format!("1.25.3@{nginx}"), "\"\"")
+            .replace("tag: '1.0'", &format!("tag: '1.0@{exporter}'"))
+            .replace("nginx:1.25.3\n", &format!("nginx:1.25.3@{nginx}\n"))
+    );
+}
+
+#[test]
+fn split_digest_none_never_pins_a_split_reference_but_pins_the_same_image_in_one_piece() {
+    let (reg, dir, nginx, _) = placing("none");
+    let host = reg.host();
+    let before = placed_values(&host, "1.25.3", "\"\"");
+    dir.write("values.yaml", &before);
+    let out = run(
+        &dir,
+        &["update", "--resolve-digest", "--all", "--matching-tag"],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        dir.read_string("values.yaml"),
+        before.replace("nginx:1.25.3\n", &format!("nginx:1.25.3@{nginx}\n"))
+    );
+    // `check` does not require a digest of the split references; the one in one piece has one.
+    assert_exit(&run(&dir, &["check", "--require-digest"]), 0);
+    // A new tag is written, with no digest even when one is given.
+    let out = run(
+        &dir,
+        &[
+            "update",
+            "--image-reference",
+            &format!("{host}/bitnami/nginx:1.26.0@{D}"),
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(
+        dir.read_string("values.yaml"),
+        placed_values(&host, "1.26.0", "\"\"")
+            .replace("nginx:1.25.3\n", &format!("nginx:1.26.0@{D}\n"))
+    );
+}

@@ -2,10 +2,11 @@
 //! `registry:` and `digest:`, or sibling `image:` + `tag:`) in any YAML file, and Kustomize
 //! `images:` entries (`name`, `newName`, `newTag`, `digest`) in a kustomization file.
 //!
-//! The YAML is read with an event parser that gives the byte span of every scalar, so that an
-//! update replaces only the bytes of the values that change. The YAML is never serialised
-//! again. Only files that can hold these forms are parsed (a literal prefilter), so that the
-//! cost of a scan on other files does not change. Templated values (`{{ … }}`) are not
+//! The YAML is read for the byte span of every scalar, so that an update replaces only the
+//! bytes of the values that change; it is never serialised again. Plain block-style YAML (nearly
+//! every values file) is read in one pass over its lines ([`lines`]); the rest with an event
+//! parser, which gives the same spans. Only files that can hold these forms are read (a literal
+//! prefilter), so that the cost of a scan on other files does not change. Templated values (`{{ … }}`) are not
 //! references; anchored or aliased values, block scalars and values spread over several lines
 //! are reported but marked fixed (left alone by an update). This module does not read files:
 //! a chart's `appVersion` (for `tag: ""`) is passed in by the caller.
@@ -13,10 +14,13 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use serde_saphyr::granit_parser::{Event, Options, Parser, ScalarStyle};
 
 use crate::reference::{is_digest, is_host, Reference};
+
+mod lines;
 
 /// Where a reference is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +160,7 @@ pub enum Tail {
 }
 
 /// A scalar value read from the YAML.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Scalar {
     text: String,
     /// The key's start, for a value in a mapping.
@@ -166,7 +170,7 @@ struct Scalar {
     fixed: Option<&'static str>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Value {
     Scalar(Scalar),
     /// A mapping or a sequence.
@@ -215,13 +219,28 @@ pub(super) enum Kind {
 /// Whether `haystack` may hold a split reference of `kind` (a literal search, so that only
 /// such files are parsed).
 pub(super) fn may_hold(haystack: &[u8], kind: Kind) -> bool {
-    let has = |needle: &[u8]| memchr::memmem::find(haystack, needle).is_some();
-    if kind == Kind::Kustomization && has(b"images:") {
+    use memchr::memmem::Finder;
+    // Built once: a finder costs more to build than to run on a small file.
+    static NEEDLES: LazyLock<[Finder<'static>; 7]> = LazyLock::new(|| {
+        [
+            "images:",
+            "repository:",
+            "tag:",
+            "Tag:",
+            "image",
+            "name:",
+            "version:",
+        ]
+        .map(Finder::new)
+    });
+    let [images, repository, tag, tag_suffix, image, name, version] = &*NEEDLES;
+    let has = |needle: &Finder| needle.find(haystack).is_some();
+    if kind == Kind::Kustomization && has(images) {
         return true;
     }
-    let repository = has(b"repository:");
-    ((has(b"tag:") || has(b"Tag:")) && (repository || has(b"image") || has(b"name:")))
-        || (repository && has(b"version:"))
+    let repository = has(repository);
+    ((has(tag) || has(tag_suffix)) && (repository || has(image) || has(name)))
+        || (repository && has(version))
 }
 
 /// Finds the split references in a YAML buffer. `app_version` gives the chart's `appVersion`
@@ -236,6 +255,39 @@ pub(super) fn find(
     let Ok(text) = std::str::from_utf8(haystack) else {
         return Ok(Vec::new());
     };
+    // Most values files are plain block style, which a single pass over the lines reads; the
+    // parser reads the rest (flow maps, anchors, block scalar values, anything unusual).
+    let mappings = match lines::read(text) {
+        Some(mappings) => mappings,
+        None => parsed(text)?,
+    };
+    let mut found: Vec<super::Occurrence> = mappings
+        .iter()
+        .filter_map(|m| {
+            if kind == Kind::Kustomization && m.images_item {
+                kustomize_entry(haystack, &m.entries)
+            } else {
+                values_map(&m.entries, unqualified, app_version)
+            }
+        })
+        .collect();
+    found.sort_by_key(|o| o.start);
+    Ok(found)
+}
+
+/// A mapping that holds keys a split reference may use, as read from the YAML.
+#[derive(Debug, PartialEq)]
+struct Mapping<'a> {
+    /// The mapping is an item of a sequence that is the value of an `images` key.
+    images_item: bool,
+    /// The entries whose keys a split reference may use, in order.
+    entries: Vec<(Cow<'a, str>, Value)>,
+}
+
+/// The mappings of `text` that hold keys a split reference may use, read with the YAML
+/// parser, in the order they end.
+fn parsed(text: &str) -> Result<Vec<Mapping<'_>>, String> {
+    let haystack = text.as_bytes();
     let mut found = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, String> = HashMap::new();
@@ -285,15 +337,12 @@ pub(super) fn find(
                     images, entries, ..
                 }) = stack.pop()
                 {
-                    let items_of_images = kind == Kind::Kustomization
-                        && images
-                        && matches!(stack.last(), Some(Frame::Seq { .. }));
-                    let occ = if items_of_images {
-                        kustomize_entry(haystack, &entries)
-                    } else {
-                        values_map(&entries, unqualified, app_version)
-                    };
-                    found.extend(occ);
+                    if !entries.is_empty() {
+                        found.push(Mapping {
+                            images_item: images && matches!(stack.last(), Some(Frame::Seq { .. })),
+                            entries,
+                        });
+                    }
                 }
                 continue;
             }
@@ -355,7 +404,6 @@ pub(super) fn find(
             }
         }
     }
-    found.sort_by_key(|o: &super::Occurrence| o.start);
     Ok(found)
 }
 

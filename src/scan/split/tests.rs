@@ -220,3 +220,253 @@ fn plain_values_yaml_would_read_otherwise_are_quoted() {
     assert_eq!(Style::Single.render("3.10"), "'3.10'");
     assert_eq!(Style::Empty.render(D), format!(" {D}"));
 }
+
+/// The YAML files of `../shared/corpus` and `../shared/corpus-b` (and `kustomization`s),
+/// with their paths.
+fn corpus_yaml() -> Vec<(std::path::PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    let mut dirs: Vec<std::path::PathBuf> = ["corpus", "corpus-b"].map(|c| root.join(c)).to_vec();
+    for dir in &dirs {
+        assert!(
+            dir.is_dir(),
+            "the corpus is missing: expected {}",
+            dir.display()
+        );
+    }
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy();
+            if !(name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization") {
+                continue;
+            }
+            if let Ok(text) = String::from_utf8(std::fs::read(&path).unwrap()) {
+                files.push((path, text));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The line reader reads `text` as the parser does, or declines it.
+fn agrees(text: &str) -> bool {
+    match lines::read(text) {
+        Some(mappings) => {
+            assert_eq!(Ok(mappings), parsed(text), "{text:?}");
+            true
+        }
+        None => false,
+    }
+}
+
+#[test]
+fn the_line_reader_gives_what_the_parser_gives_on_the_corpus_yaml() {
+    // Files that may hold a split reference (those that get read), and how many of them the
+    // line reader read.
+    let (mut held, mut read_held) = (0, 0);
+    for (path, text) in corpus_yaml() {
+        let crlf = (!text.contains('\r')).then(|| text.replace('\n', "\r\n"));
+        for text in std::iter::once(&text).chain(crlf.as_ref()) {
+            let read = agrees(text);
+            if may_hold(text.as_bytes(), Kind::Values) && !path.ends_with("Chart.yaml") {
+                held += 1;
+                read_held += usize::from(read);
+            }
+        }
+    }
+    // The line reader must read nearly all of them, or it is no faster (and this test says
+    // little).
+    assert!(read_held * 10 >= held * 9, "{read_held} of {held} read");
+}
+
+#[test]
+fn the_line_reader_gives_what_the_parser_gives_or_declines() {
+    let read = [
+        "image:\n  repository: a/b\n  tag: v1\n  digest:\n",
+        "image:\n  repository: a/b\n  tag: v1\n  digest: # none yet\nnext: 1\n",
+        "image:\n  repository: a/b\n  digest:\n  tag: v1",
+        "\"image\":\n  'repository': \"a/b\"\n  tag: 'it''s'\n",
+        "images:\n- name: a/b\n  newTag: v1\n- name: c\n  newName: d/e\n  digest: x\nother: 1\n",
+        "a:\n  -\n    repository: a/b\n    tag: v1\n  - x\n  - image: c/d\n    tag: v2\n",
+        "a: |\n  text: with\n    repository: x\n\n  tag: 1\nimage:\n  repository: a/b\n  tag: v1\n",
+        "- |-\n  x: y\n- image: a/b\n  tag: 1\n",
+        "a: [1, 'b', \"c\", [d, e], ]\nb: {x: 1, 'y': [2], z: {w: v}}\nc:\n  {}\nimage:\n  repository: a/b\n  tag: [1]\n",
+        "---\nimage:\n  repository: a/b\n  tag: v1\n--- # two\nimage:\n  repository: c/d\n  tag: v2\n...\n",
+        "  image:\n    repository: a/b   # c\n    tag: \"1.0\"  \n# at the margin\n    digest: ''\n",
+        "image:\r\n  repository: a/b\r\n  tag: v1\r\n  digest:\r\n",
+        "a:\n  b: c:d\n  image: x/y\n  tag: 1 # x\n  version:\n",
+        "key with spaces: 1\nimage :\n  repository: a/b\n  tag: v1\n",
+    ];
+    for text in read {
+        assert!(agrees(text), "declined {text:?}");
+    }
+    // What the parser rejects or marks, or the line reader cannot be sure of.
+    let declined = [
+        "a:\n    b: 1\n  c: 2\n",
+        "a: b: c\n",
+        "a: 'x' y\n",
+        "a: b\n  c\n",
+        "a:\n  b\n",
+        "image:\n  repository: &r a/b\n  tag: v1\n",
+        "image:\n  repository: a/b\n  tag: *t\n",
+        "image: {repository: a/b, tag: v1}\n",
+        "a: [x, {tag: 1}]\n",
+        "image:\n  repository: a/b\n  tag: |\n    v1\n",
+        "image:\n  repository: \"a/\\u0062\"\n  tag: v1\n",
+        "image:\n\trepository: a/b\n",
+        "? image\n: x\n",
+        "%YAML 1.2\n---\na: 1\n",
+        "--- a\n",
+        "a: \"x\n  y\"\n",
+        "a: [1,\n  2]\n",
+        "  a: 1\nb: 2\n",
+        "a: 1\n- b\n",
+        "a: |2\n   x\n",
+        "a: !!str 1\n",
+        "\u{feff}a: 1\n",
+        "a: 1\rb: 2\n",
+        "a: [b: c]\n",
+        "a: {b}\n",
+        "- - a\n",
+    ];
+    for text in declined {
+        assert!(!agrees(text), "read {text:?}");
+    }
+}
+
+#[test]
+fn a_values_file_of_many_maps_and_a_long_flow_line_are_read_in_one_pass() {
+    // Each takes time in proportion to its size (scripts/bench long-lines prints figures).
+    let n = 20_000;
+    let text: String = (0..n)
+        .map(|i| format!("m{i}:\n  image:\n    repository: a/b\n    tag: v{i}\n"))
+        .collect();
+    assert!(lines::read(&text).is_some());
+    assert_eq!(split_refs(&text).len(), n);
+    // One line of about 1 MB: a flow sequence the line reader reads, and one of maps that it
+    // leaves to the parser.
+    let seq = format!("a: [{}]\n", vec!["x"; 300_000].join(", "));
+    assert!(lines::read(&seq).is_some());
+    let maps: String = (0..n / 2)
+        .map(|i| format!("{{repository: a/b, tag: v{i}}}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let maps = format!("a: [{maps}]\n");
+    assert!(lines::read(&maps).is_none());
+    assert_eq!(split_refs(&maps).len(), n / 2);
+}
+
+#[test]
+fn the_line_reader_gives_what_the_parser_gives_on_random_yaml_like_lines() {
+    const INDENTS: [&str; 6] = ["", " ", "  ", "   ", "    ", "      "];
+    const PREFIXES: [&str; 5] = ["", "", "- ", "-", "- - "];
+    const KEYS_: [&str; 14] = [
+        "image",
+        "repository",
+        "tag",
+        "digest",
+        "name",
+        "newTag",
+        "images",
+        "a",
+        "\"tag\"",
+        "'image'",
+        "x y",
+        "? a",
+        "registry",
+        "newName",
+    ];
+    const SEPS: [&str; 4] = [":", ": ", ":  ", " : "];
+    const VALUES: [&str; 30] = [
+        "",
+        "a/b",
+        "v1",
+        "'1'",
+        "\"2\"",
+        "''",
+        "\"\"",
+        "{}",
+        "[]",
+        "[a, b]",
+        "{a: 1}",
+        "{tag: 1}",
+        "|",
+        ">-",
+        "&x v",
+        "*x",
+        "!!str v",
+        "# c",
+        "1 # c",
+        "a: b",
+        "'a' b",
+        "\"a\\\"b\"",
+        "x #y",
+        "null",
+        "~",
+        "[a, [b, c], ]",
+        "{a: [1], b: {c: d}}",
+        "'it''s'",
+        "@x",
+        "[a,",
+    ];
+    const LINES: [&str; 13] = [
+        "---",
+        "...",
+        "# comment",
+        "",
+        "  text",
+        "--- # c",
+        "  - x",
+        "    more text",
+        "\ttab: 1",
+        "key:\tv",
+        "a: 'multi",
+        "  line'",
+        "key:value",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut read = 0;
+    for _ in 0..100_000 {
+        let mut text = String::new();
+        let crlf = next(4) == 0;
+        // Mostly an indentation near the line before's, as in real files.
+        let mut indent: usize = 0;
+        for _ in 0..1 + next(10) {
+            if next(6) == 0 {
+                text.push_str(LINES[next(LINES.len())]);
+            } else {
+                indent = match next(8) {
+                    0 => next(INDENTS.len()),
+                    1 | 2 => indent.saturating_sub(2),
+                    3 | 4 => (indent + 2).min(INDENTS.len() - 1),
+                    _ => indent,
+                };
+                text.push_str(INDENTS[indent]);
+                text.push_str(PREFIXES[next(PREFIXES.len())]);
+                if next(5) == 0 {
+                    text.push_str(VALUES[next(VALUES.len())]);
+                } else {
+                    text.push_str(KEYS_[next(KEYS_.len())]);
+                    text.push_str(SEPS[next(SEPS.len())]);
+                    text.push_str(VALUES[next(VALUES.len())]);
+                }
+            }
+            text.push_str(if crlf { "\r\n" } else { "\n" });
+        }
+        read += usize::from(agrees(&text));
+    }
+    // Enough of them are read for the comparison to mean something.
+    assert!(read > 5_000, "{read} read");
+}
