@@ -94,32 +94,61 @@ impl Resolve for BumpResolve {
             Some(Pin::None) => false,
             None => self.pin_digest,
         };
-        // Only version tags need their repository's list.
-        let versioned: Vec<Reference> = targets
-            .iter()
-            .filter(|t| {
-                t.tag()
-                    .is_some_and(|tag| policy.versioning.parse(tag).is_some())
-            })
-            .cloned()
-            .collect();
-        let mut failures: Vec<registry::Error> = Vec::new();
-        let mut chosen: std::collections::HashMap<&Reference, String> = Default::default();
-        for (t, list) in versioned.iter().zip(self.resolver.tag_lists(&versioned)) {
-            match list {
-                Ok(tags) => {
-                    let current = t.tag().expect("versioned targets have a tag");
-                    if let Ok(Some(new)) = version::choose(current, &tags, &policy) {
-                        reporter.report(Event::Bumped {
-                            name: t.normalized_name(),
-                            tag: current.to_owned(),
-                            to: new.to_owned(),
-                            level: policy.level,
-                        });
-                        chosen.insert(t, new.to_owned());
+        // Per target, one pipeline: the repository's list (version tags only), the choice,
+        // then the digest of the tag to write as soon as that list is in, while other lists
+        // are still arriving (two phases would idle `--jobs` at the end of the first).
+        let policy = std::sync::Arc::new(policy);
+        let platform = group.platform.clone();
+        let steps = self.resolver.pipeline(targets, |lookups, t| {
+            let (policy, platform) = (policy.clone(), platform.clone());
+            async move {
+                let versioned = t
+                    .tag()
+                    .is_some_and(|tag| policy.versioning.parse(tag).is_some());
+                let mut step = Step {
+                    versioned,
+                    ..Step::default()
+                };
+                if versioned {
+                    match lookups.tag_list(&t).await {
+                        Ok(tags) => {
+                            let current = t.tag().expect("versioned targets have a tag");
+                            step.chosen = version::choose(current, &tags, &policy)
+                                .ok()
+                                .flatten()
+                                .map(str::to_owned);
+                        }
+                        Err(e) => {
+                            step.list_failed = Some(e);
+                            return step;
+                        }
                     }
                 }
-                Err(e) => failures.push(e),
+                // A new tag with the old digest would be a lie.
+                let look = match &step.chosen {
+                    Some(_) => pin || t.digest().is_some(),
+                    None => pin && t.tag().is_some(),
+                };
+                if look {
+                    let tag = step.chosen.as_deref().or(t.tag());
+                    let digest = lookups.digest(&t.with(tag, None), platform.as_ref()).await;
+                    step.digest = Some(digest);
+                }
+                step
+            }
+        });
+        let versioned = steps.iter().filter(|s| s.versioned).count();
+        let mut failures: Vec<registry::Error> = Vec::new();
+        for (t, step) in targets.iter().zip(&steps) {
+            if let Some(e) = &step.list_failed {
+                failures.push(e.clone());
+            } else if let Some(new) = &step.chosen {
+                reporter.report(Event::Bumped {
+                    name: t.normalized_name(),
+                    tag: t.tag().unwrap_or_default().to_owned(),
+                    to: new.clone(),
+                    level: policy.level,
+                });
             }
         }
         if !failures.is_empty() {
@@ -128,37 +157,21 @@ impl Resolve for BumpResolve {
             }
             return Err(ResolveError::Lookups(LookupsFailed::new(
                 failures.len(),
-                versioned.len(),
+                versioned,
                 failures.iter().map(ToString::to_string).collect(),
             )));
         }
-        // The new tag of each target, and whether its digest must be looked up.
-        let bumped: Vec<(Reference, bool)> = targets
-            .iter()
-            .map(|t| match chosen.get(t) {
-                // A new tag with the old digest would be a lie.
-                Some(new) => (t.with(Some(new), None), pin || t.digest().is_some()),
-                None => (t.clone(), pin && t.tag().is_some()),
-            })
-            .collect();
-        let wanted: Vec<Reference> = bumped
-            .iter()
-            .filter(|(_, look)| *look)
-            .map(|(r, _)| r.with(r.tag(), None))
-            .collect();
-        let mut digests = self
-            .resolver
-            .digests_on(&wanted, group.platform.as_ref())
-            .into_iter();
+        let wanted = steps.iter().filter(|s| s.digest.is_some()).count();
         let mut out = Vec::with_capacity(targets.len());
         let mut failed = Vec::new();
-        for (r, look) in bumped {
-            if !look {
-                out.push(r);
-                continue;
-            }
-            match digests.next().expect("one digest per wanted target") {
-                Ok(d) => {
+        for (t, step) in targets.iter().zip(steps) {
+            let r = match &step.chosen {
+                Some(new) => t.with(Some(new), None),
+                None => t.clone(),
+            };
+            match step.digest {
+                None => out.push(r),
+                Some(Ok(d)) => {
                     reporter.report(Event::ResolvedDigest {
                         name: r.normalized_name(),
                         tag: r.tag().unwrap_or_default().to_owned(),
@@ -166,7 +179,7 @@ impl Resolve for BumpResolve {
                     });
                     out.push(r.with(r.tag(), Some(&d)));
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     reporter.report(Event::Error(e.to_string()));
                     failed.push(e.to_string());
                 }
@@ -175,12 +188,25 @@ impl Resolve for BumpResolve {
         if !failed.is_empty() {
             return Err(ResolveError::Lookups(LookupsFailed::new(
                 failed.len(),
-                wanted.len(),
+                wanted,
                 failed,
             )));
         }
         Ok(out)
     }
+}
+
+/// What one target's pipeline in [`BumpResolve`] found.
+#[derive(Default)]
+struct Step {
+    /// Its tag is a version, so its repository's list was asked for.
+    versioned: bool,
+    /// The list could not be had.
+    list_failed: Option<registry::Error>,
+    /// The newest tag its policy allows, if newer.
+    chosen: Option<String>,
+    /// The digest of the tag to write, where it had to be looked up.
+    digest: Option<Result<String, registry::Error>>,
 }
 
 #[cfg(test)]

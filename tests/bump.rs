@@ -504,6 +504,71 @@ fn a_pinned_reference_gets_the_new_tags_digest_and_heads_are_only_for_pinned_win
     );
 }
 
+/// Both proxies append to one log, so that its lines are in the order the answers were
+/// sent across two registries: wait until it has `n` lines (at most 10 s).
+fn shared_log(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_pinned_winners_head_is_sent_as_soon_as_its_tag_list_is_in() {
+    // Issue 12's benchmark: the HEADs must not wait for every other tag list. One registry
+    // behind a slow proxy (400 ms per request) and the same registry behind a fast one: the
+    // fast repository's list and HEAD are done long before the slow repository's list.
+    let reg = Registry::start();
+    reg.push_oci("slow/app", "s1", &["1.0.0"]);
+    reg.push_oci("slow/app", "s2", &["1.1.0"]);
+    reg.push_oci("fast/app", "f1", &["1.0.0"]);
+    let fast_new = reg.push_oci("fast/app", "f2", &["1.1.0"]);
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("both.log");
+    let log_arg = log.to_str().unwrap();
+    let upstream = format!("http://{}", reg.host());
+    let slow = Proxy::start(&upstream, &["--delay-ms", "400", "--log", log_arg]);
+    let fast = Proxy::start(&upstream, &["--log", log_arg]);
+    let setup = Setup::new();
+    setup.dir.write(
+        "refs.yaml",
+        format!(
+            "a: {}/slow/app:1.0.0\nb: {}/fast/app:1.0.0\n",
+            slow.host(),
+            fast.host()
+        ),
+    );
+    let out = setup.run(&["update", "--bump", "minor", "--resolve-digest"]);
+    assert_exit(&out, 0);
+    assert!(
+        setup
+            .dir
+            .read_string("refs.yaml")
+            .contains(&format!("/fast/app:1.1.0@{fast_new}\n")),
+        "{}",
+        setup.dir.read_string("refs.yaml")
+    );
+    // A ping, a tag list and a HEAD of the winner per registry; no manifest GET.
+    let lines = shared_log(&log, 6);
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert_eq!(count("GET /v2/ "), 2, "{lines:#?}");
+    assert_eq!(count("HEAD /v2/slow/app/manifests/1.1.0 "), 1, "{lines:#?}");
+    assert_eq!(count("HEAD /v2/fast/app/manifests/1.1.0 "), 1, "{lines:#?}");
+    let at = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix));
+    let fast_head = at("HEAD /v2/fast/app/manifests/1.1.0 ").unwrap();
+    let slow_list = at("GET /v2/slow/app/tags/list").expect("the slow list");
+    assert!(
+        fast_head < slow_list,
+        "the fast HEAD waited for the slow tag list: {lines:#?}"
+    );
+}
+
 #[test]
 fn a_failing_lookup_exits_3_and_writes_nothing() {
     let reg = Registry::start();

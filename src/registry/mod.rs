@@ -374,6 +374,23 @@ impl Resolver {
         })
     }
 
+    /// Runs `steps` for every reference concurrently (bounded by `--jobs`), with the
+    /// resolver's [`Lookups`]: a reference's next lookup (the digest of the tag chosen from
+    /// its repository's list) starts as soon as its previous answer is in, not after every
+    /// reference's, so that `--jobs` requests stay in flight to the end. The outcomes in
+    /// input order; each reference counts once on the progress bar.
+    pub fn pipeline<T, Fut>(
+        &self,
+        refs: &[Reference],
+        steps: impl Fn(Lookups, Reference) -> Fut,
+    ) -> Vec<T>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
+        self.each(refs, |inner, r| steps(Lookups { inner }, r))
+    }
+
     /// Runs `lookup` for every reference concurrently (bounded by the client's `--jobs`),
     /// counting each on the progress bar; the outcomes in input order.
     fn each<T, Fut>(
@@ -395,6 +412,31 @@ impl Resolver {
                 outcome
             }
         })))
+    }
+}
+
+/// The lookups a reference's steps make in [`Resolver::pipeline`]; shared with the
+/// resolver's other lookups (one tag list per repository and one `HEAD` per tag and run).
+#[derive(Clone)]
+pub struct Lookups {
+    inner: Arc<Inner>,
+}
+
+impl Lookups {
+    /// The tag list of `r`'s repository, as [`Resolver::tag_lists`].
+    pub async fn tag_list(&self, r: &Reference) -> Result<Arc<Vec<String>>, Error> {
+        self.inner.tags_of(r).await.map(|(_, tags)| tags)
+    }
+
+    /// The digest `r`'s tag points at, on `platform` where the resolver has none of its
+    /// own, as [`Resolver::digests_on`].
+    pub async fn digest(
+        &self,
+        r: &Reference,
+        platform: Option<&Platform>,
+    ) -> Result<String, Error> {
+        let platform = self.inner.platform.clone().or_else(|| platform.cloned());
+        self.inner.resolve(r, platform.as_ref()).await
     }
 }
 
