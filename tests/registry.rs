@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cru::reference::Reference;
-use cru::registry::{Error, Platform, Resolver, ResolverOptions, RetryPolicy};
+use cru::registry::{Error, Failure, Platform, Resolver, ResolverOptions, RetryPolicy};
 use cru::report::{Collect, SharedReporter};
 use support::fake::{fake_manifest, FakeRegistry, Hostile, Reply, Seen};
 use support::registry::{sha256, Proxy, Registry};
@@ -126,7 +126,12 @@ fn platform_picks_the_platform_manifest() {
     );
     assert_eq!(reg.skopeo_digest("multi:1"), index);
     match with("linux/s390x").resolve_digests(&r[..1]) {
-        Err(Error::PlatformNotFound { available, .. }) => {
+        Err(Error {
+            failure: Failure::PlatformNotFound(available),
+            platform,
+            ..
+        }) => {
+            assert_eq!(platform.as_deref(), Some("linux/s390x"));
             assert_eq!(available, ["linux/amd64", "linux/arm64/v8"])
         }
         other => panic!("expected PlatformNotFound, got {other:?}"),
@@ -143,9 +148,11 @@ fn missing_tag_fails_naming_reference_and_registry_after_all_lookups() {
         .unwrap_err();
     assert_eq!(
         err,
-        Error::NotFound {
+        Error {
             reference: format!("{}/app:nope", reg.host()),
-            registry: reg.host()
+            registry: reg.host(),
+            platform: None,
+            failure: Failure::NotFound,
         }
     );
     assert!(err.to_string().contains("tag not found"), "{err}");
@@ -250,7 +257,16 @@ fn missing_or_wrong_credentials_are_unauthorized_and_never_shown() {
     let r = refs(&reg.host(), &["private/app:1"]);
 
     let err = Env::new().resolver().resolve_digests(&r).unwrap_err();
-    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error {
+                failure: Failure::Unauthorized,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("docker login"), "{err}");
 
     let wrong = "wrong-Pw-77-secret";
@@ -260,7 +276,16 @@ fn missing_or_wrong_credentials_are_unauthorized_and_never_shown() {
         b64(&format!("{USER}:{wrong}"))
     ));
     let err = env.resolver().resolve_digests(&r).unwrap_err();
-    assert!(matches!(err, Error::Unauthorized { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error {
+                failure: Failure::Unauthorized,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let shown = format!("{err} {err:?} {:?}", env.options());
     assert!(
         !shown.contains(wrong) && !shown.contains(PASSWORD),
@@ -383,7 +408,11 @@ fn registry_down_is_unreachable_naming_the_registry() {
         .resolve_digests(&refs(&host, &["app:1"]))
         .unwrap_err();
     match &err {
-        Error::Unreachable { registry, .. } => assert_eq!(registry, &host),
+        Error {
+            failure: Failure::Unreachable(_),
+            registry,
+            ..
+        } => assert_eq!(registry, &host),
         other => panic!("expected Unreachable, got {other:?}"),
     }
     assert!(
@@ -494,7 +523,16 @@ fn not_found_and_rate_limited_heads_are_never_retried_as_get() {
     let err = resolver
         .resolve_digests(&refs(&fake.host(), &["x/y:missing"]))
         .unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error {
+                failure: Failure::NotFound,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let got = resolver
         .resolve_digests(&refs(&fake.host(), &["x/y:limited"]))
         .unwrap();
@@ -647,7 +685,7 @@ fn a_manifest_body_past_4_mib_fails_while_streaming_and_is_never_hashed() {
         .resolve_digests(&refs(&fake.host(), &["app:1"]))
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Registry { reason, .. } if reason.contains("larger than 4096 KiB")),
+        matches!(&err, Error { failure: Failure::Protocol(reason), .. } if reason.contains("larger than 4096 KiB")),
         "{err:?}"
     );
 }
@@ -680,7 +718,16 @@ fn a_body_that_is_not_a_manifest_is_never_hashed_into_a_digest() {
         let err = resolver
             .resolve_digests(&refs(&fake.host(), &[&format!("app:{tag}")]))
             .unwrap_err();
-        assert!(matches!(err, Error::Registry { .. }), "{tag}: {err:?}");
+        assert!(
+            matches!(
+                err,
+                Error {
+                    failure: Failure::Protocol(_),
+                    ..
+                }
+            ),
+            "{tag}: {err:?}"
+        );
     }
     assert_eq!(
         resolver
@@ -717,7 +764,7 @@ fn a_tag_list_longer_than_the_cap_across_pages_fails_before_any_listed_tag_is_as
         .resolve_tags(&refs(&fake.host(), &["app:latest"]))
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Registry { reason, .. } if reason.contains("more than 100000 tags")),
+        matches!(&err, Error { failure: Failure::Protocol(reason), .. } if reason.contains("more than 100000 tags")),
         "{err:?}"
     );
     // Only the reference's own tag, asked while the list was read.
@@ -751,7 +798,7 @@ fn a_tag_list_past_the_page_limit_fails_the_lookup() {
         .resolve_tags(&refs(&fake.host(), &["app:latest"]))
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Registry { reason, .. } if reason.contains("past 100 pages")),
+        matches!(&err, Error { failure: Failure::Protocol(reason), .. } if reason.contains("past 100 pages")),
         "{err:?}"
     );
     let lists = fake
@@ -906,9 +953,12 @@ fn an_unreachable_token_server_is_named_by_host_and_not_the_registry() {
         .resolve_digests(&refs(&registry.host(), &["app:1"]))
         .unwrap_err();
     match &err {
-        Error::TokenServerUnreachable {
+        Error {
+            failure:
+                Failure::TokenServerUnreachable {
+                    host: token_server, ..
+                },
             registry: r,
-            token_server,
             ..
         } => {
             assert_eq!(r, &registry.host());
@@ -946,7 +996,7 @@ fn a_registry_that_accepts_and_never_answers_fails_at_the_lookup_deadline() {
         .resolve_digests(&refs(&fake.host(), &["app:1"]))
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Unreachable { reason, .. } if reason.contains("lookup deadline of 1s")),
+        matches!(&err, Error { failure: Failure::Unreachable(reason), .. } if reason.contains("lookup deadline of 1s")),
         "{err:?}"
     );
     assert_eq!(fake.seen().len(), 1, "no retry fits in the deadline");
@@ -962,7 +1012,13 @@ fn tls_errors_are_not_retried() {
         .resolve_digests(&refs(&registry.host(), &["app:1"]))
         .unwrap_err();
     assert!(
-        matches!(err, Error::TokenServerUnreachable { .. }),
+        matches!(
+            err,
+            Error {
+                failure: Failure::TokenServerUnreachable { .. },
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(not_tls.connections(), 1, "{err}");
@@ -981,7 +1037,16 @@ fn oversized_answer_headers_are_not_retried() {
         .resolver()
         .resolve_digests(&refs(&fake.host(), &["app:1"]))
         .unwrap_err();
-    assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error {
+                failure: Failure::Unreachable(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(heads(&fake).len(), 1, "{err}");
 }
 

@@ -138,6 +138,7 @@ struct Source {
 
 fn registry_error(what: impl Into<String>, ep: &Endpoint, failure: Failure) -> MirrorError {
     let reason = match failure {
+        Failure::NoTag => "no tag".to_owned(),
         Failure::NotFound => "not found".to_owned(),
         Failure::Unauthorized => format!(
             "unauthorized (or no such repository); log in with `docker login {}` or configure \

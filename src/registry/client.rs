@@ -112,9 +112,12 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Why a request to one endpoint failed; the resolver adds the reference.
+/// Why a request to one endpoint failed: the registry layer's one failure type. The resolver
+/// wraps it in a [`super::Error`] with the reference, the host and the platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
+    /// The reference has no tag to look up (nothing was asked).
+    NoTag,
     /// 404: the tag or repository does not exist there.
     NotFound,
     /// 401/403, or a token could not be had.

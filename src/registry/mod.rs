@@ -19,14 +19,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::progress;
 use crate::reference::Reference;
 use crate::report::SharedReporter;
 
+use client::Client;
+pub use client::Failure;
 pub use client::RetryPolicy;
-use client::{Client, Failure};
 use registries_conf::{Endpoint, RegistriesConf};
 
 /// A target platform, `os/arch[/variant]` (`linux/arm64/v8`).
@@ -132,89 +132,20 @@ pub enum SetupError {
     Start(String),
 }
 
-/// Why a lookup failed. `reference` is the normalised `registry/repository:tag`;
-/// `registry` is the host that was asked (a mirror or location from registries.conf).
+/// Why a lookup failed: the one failure of the registry layer ([`Failure`]), with the
+/// lookup it ended: the normalised `registry/repository:tag`, the host that was asked (a
+/// mirror or location from registries.conf) and the platform asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
-    /// The reference has no tag to resolve.
-    #[error("{reference}: no tag to resolve")]
-    NoTag {
-        /// The reference.
-        reference: String,
-    },
-    /// The tag (or repository) does not exist.
-    #[error("{reference}: tag not found on {registry}")]
-    NotFound {
-        /// The reference.
-        reference: String,
-        /// The host asked.
-        registry: String,
-    },
-    /// The registry refused the credentials, or wants some.
-    #[error(
-        "{reference}: unauthorized on {registry} (or no such repository); log in with \
-         `docker login {registry}` or configure a credential helper in the docker config"
-    )]
-    Unauthorized {
-        /// The reference.
-        reference: String,
-        /// The host asked.
-        registry: String,
-    },
-    /// No answer from the registry.
-    #[error("{reference}: cannot reach {registry}: {reason}")]
-    Unreachable {
-        /// The reference.
-        reference: String,
-        /// The host asked.
-        registry: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// No answer from the registry's token server.
-    #[error("{reference}: cannot reach the token server {token_server} of {registry}: {reason}")]
-    TokenServerUnreachable {
-        /// The reference.
-        reference: String,
-        /// The registry host asked.
-        registry: String,
-        /// The token server's host (and port), never its URL.
-        token_server: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// Too many requests, and waiting was not enough or would take too long.
-    #[error("{reference}: rate limited by {registry}{}", retry_after.map(|d| format!(" (Retry-After {}s)", d.as_secs())).unwrap_or_default())]
-    RateLimited {
-        /// The reference.
-        reference: String,
-        /// The host asked.
-        registry: String,
-        /// What the registry asked to wait, if it said.
-        retry_after: Option<Duration>,
-    },
-    /// The image has no manifest for the requested platform.
-    #[error("{reference}: no {platform} image on {registry} (it has: {})", available.join(", "))]
-    PlatformNotFound {
-        /// The reference.
-        reference: String,
-        /// The host asked.
-        registry: String,
-        /// The requested platform.
-        platform: String,
-        /// The platforms the index lists.
-        available: Vec<String>,
-    },
-    /// Any other answer: a 5xx after retries, an unexpected status, a malformed body.
-    #[error("{reference}: {registry}: {reason}")]
-    Registry {
-        /// The reference.
-        reference: String,
-        /// The host asked.
-        registry: String,
-        /// What went wrong.
-        reason: String,
-    },
+#[error("{reference}: {}", self.reason())]
+pub struct Error {
+    /// The reference.
+    pub reference: String,
+    /// The host asked.
+    pub registry: String,
+    /// The platform asked for, if one was.
+    pub platform: Option<String>,
+    /// What went wrong.
+    pub failure: Failure,
 }
 
 impl Error {
@@ -224,43 +155,50 @@ impl Error {
         registry: &str,
         platform: Option<&Platform>,
     ) -> Error {
-        let (reference, registry) = (reference.to_owned(), registry.to_owned());
-        match failure {
-            Failure::NotFound => Error::NotFound {
-                reference,
-                registry,
-            },
-            Failure::Unauthorized => Error::Unauthorized {
-                reference,
-                registry,
-            },
-            Failure::Unreachable(reason) => Error::Unreachable {
-                reference,
-                registry,
-                reason,
-            },
-            Failure::TokenServerUnreachable { host, reason } => Error::TokenServerUnreachable {
-                reference,
-                registry,
-                token_server: host,
-                reason,
-            },
-            Failure::RateLimited(retry_after) => Error::RateLimited {
-                reference,
-                registry,
-                retry_after,
-            },
-            Failure::PlatformNotFound(available) => Error::PlatformNotFound {
-                reference,
-                registry,
-                platform: platform.map(ToString::to_string).unwrap_or_default(),
-                available,
-            },
-            Failure::Protocol(reason) => Error::Registry {
-                reference,
-                registry,
-                reason,
-            },
+        Error {
+            reference: reference.to_owned(),
+            registry: registry.to_owned(),
+            platform: platform.map(ToString::to_string),
+            failure,
+        }
+    }
+
+    /// A reference with no tag: nothing was asked.
+    fn no_tag(r: &Reference) -> Error {
+        Error {
+            reference: r.normalized_name(),
+            registry: r.registry(),
+            platform: None,
+            failure: Failure::NoTag,
+        }
+    }
+
+    /// What went wrong, in words, with the host asked.
+    fn reason(&self) -> String {
+        let registry = &self.registry;
+        match &self.failure {
+            Failure::NoTag => "no tag to resolve".to_owned(),
+            Failure::NotFound => format!("tag not found on {registry}"),
+            Failure::Unauthorized => format!(
+                "unauthorized on {registry} (or no such repository); log in with \
+                 `docker login {registry}` or configure a credential helper in the docker config"
+            ),
+            Failure::Unreachable(reason) => format!("cannot reach {registry}: {reason}"),
+            Failure::TokenServerUnreachable { host, reason } => {
+                format!("cannot reach the token server {host} of {registry}: {reason}")
+            }
+            Failure::RateLimited(retry_after) => format!(
+                "rate limited by {registry}{}",
+                retry_after
+                    .map(|d| format!(" (Retry-After {}s)", d.as_secs()))
+                    .unwrap_or_default()
+            ),
+            Failure::PlatformNotFound(available) => format!(
+                "no {} image on {registry} (it has: {})",
+                self.platform.as_deref().unwrap_or_default(),
+                available.join(", ")
+            ),
+            Failure::Protocol(reason) => format!("{registry}: {reason}"),
         }
     }
 }
@@ -494,9 +432,7 @@ impl Inner {
     }
 
     async fn resolve(&self, r: &Reference, platform: Option<&Platform>) -> Result<String, Error> {
-        let tag = r.tag().ok_or_else(|| Error::NoTag {
-            reference: r.normalized_name(),
-        })?;
+        let tag = r.tag().ok_or_else(|| Error::no_tag(r))?;
         let digest = self.digest_of(r, tag, platform).await?;
         // The user-facing line is the caller's (a report event); this is for tracing.
         tracing::trace!(
@@ -511,9 +447,7 @@ impl Inner {
         r: &Reference,
         platform: Option<&Platform>,
     ) -> Result<TagChoice, Error> {
-        let own = r.tag().ok_or_else(|| Error::NoTag {
-            reference: r.normalized_name(),
-        })?;
+        let own = r.tag().ok_or_else(|| Error::no_tag(r))?;
         // The tag's digest and the tag list do not depend on each other: ask both at once.
         let (digest, listed) = tokio::join!(self.resolve(r, platform), self.tags_of(r));
         let (digest, (ep, tags)) = (digest?, listed?);
@@ -579,6 +513,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn platforms_parse_and_print() {
