@@ -1,11 +1,10 @@
 //! `.cru.yaml` applied: discovery, precedence (flag > environment > file > default), `exclude:`,
 //! `qualified-only:`, `check.require:` and the rules' `ignore:`/`pin:` in list, check and update,
-//! `--repository` reading the clone's own file, and `cru config show` as data
-//! (`tests/cmd/config_show.toml`).
+//! and `--repository` reading the clone's own file. `cru config show` is data:
+//! `tests/cmd/config_show.toml`, run by `tests/cmd.rs`.
 
 mod util;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
 use util::{assert_exit, stderr, stdout, Dir};
@@ -306,71 +305,4 @@ fn an_update_of_a_repository_clone_honours_its_rules_and_pushes_only_what_they_a
         "{}",
         stderr(&out)
     );
-}
-
-/// One case of `tests/cmd/config_show.toml`.
-#[derive(serde::Deserialize)]
-struct Case {
-    name: String,
-    args: Vec<String>,
-    #[serde(default)]
-    files: BTreeMap<String, String>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    #[serde(default)]
-    git: bool,
-    #[serde(default)]
-    cwd: Option<String>,
-    stdout: String,
-    #[serde(default)]
-    status: i32,
-}
-
-#[derive(serde::Deserialize)]
-struct Cases {
-    case: Vec<Case>,
-}
-
-#[test]
-fn config_show_prints_each_setting_with_its_origin() {
-    let path = util::repo_root().join("tests/cmd/config_show.toml");
-    let cases: Cases = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert!(!cases.case.is_empty());
-    for case in cases.case {
-        let dir = Dir::new();
-        if case.git {
-            git_init(&dir);
-        }
-        for (name, text) in &case.files {
-            dir.write(name, text);
-        }
-        let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
-        let mut cmd = dir.cru(&args);
-        // No user registries.conf: the default is then the system's, if there is one.
-        cmd.env("HOME", dir.path());
-        for (k, v) in &case.env {
-            cmd.env(k, v.replace("$DIR", &dir.path().display().to_string()));
-        }
-        if let Some(cwd) = &case.cwd {
-            cmd.current_dir(dir.path().join(cwd));
-        }
-        let out = cmd.output().unwrap();
-        let system = std::path::Path::new("/etc/containers/registries.conf");
-        let want = if system.is_file() {
-            case.stdout.replace(
-                "registries-conf: none  # default",
-                "registries-conf: /etc/containers/registries.conf  # default",
-            )
-        } else {
-            case.stdout.clone()
-        };
-        assert_eq!(
-            out.status.code(),
-            Some(case.status),
-            "{}: {}",
-            case.name,
-            stderr(&out)
-        );
-        assert_eq!(stdout(&out), want, "{}", case.name);
-    }
 }
