@@ -505,6 +505,26 @@ fn a_chunk_that_never_reached_the_target_is_sent_again_in_the_same_session() {
 }
 
 #[test]
+fn a_manifest_put_the_target_took_whose_answer_was_lost_is_simply_sent_again() {
+    // A manifest `PUT` is idempotent (same bytes, same digest): the repeat is answered 201,
+    // so it needs no `HEAD` first.
+    let (source, target) = (Registry::start(), Registry::start());
+    let relay = faulty_relay(&target, true, |r| {
+        r.method == "PUT" && r.target.contains("/manifests/")
+    });
+    let (out, digest) = mirror_through(&relay, &source);
+    assert_exit(&out, 0);
+    let puts = relay
+        .seen()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.target.contains("/manifests/"))
+        .count();
+    // By digest (lost, then again) and by tag.
+    assert_eq!(puts, 3, "{:#?}", relay.seen());
+    assert_eq!(target.skopeo_digest("m/f/big:1"), digest);
+}
+
+#[test]
 fn a_request_meeting_ten_5xx_in_a_row_still_lands() {
     // A mirror's requests are many, and at 30% 5xx a run of 9 (a lookup's budget) is no
     // rarity among them: the faults test failed one run in ten on one such request.
