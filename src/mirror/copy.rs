@@ -23,8 +23,8 @@ use crate::registry::manifest::{Manifest, RateLimit};
 use crate::registry::registries_conf::{Endpoint, RegistriesConf};
 use crate::registry::{Platform, SetupError};
 
-/// A blob whose source body breaks off is started again twice at most (three attempts),
-/// after a short jittered wait.
+/// A blob whose source body breaks off, or whose upload session the target lost, is started
+/// again twice at most (three attempts), after a short jittered wait.
 const BLOB_RETRY: Backoff = Backoff {
     retries: 2,
     base: std::time::Duration::from_millis(100),
@@ -740,12 +740,28 @@ impl Engine {
                     tokio::time::sleep(BLOB_RETRY.delay(attempt - 1)).await;
                     attempt += 1;
                 }
+                // The target lost the session (an answer lost in transit, its retry refused):
+                // start again in a fresh one, the source's body fetched and hashed anew.
+                Err(CopyFailure::Session(why)) if BLOB_RETRY.allows(attempt - 1) => {
+                    tracing::warn!(
+                        "{}: the upload of blob {} to {} was lost ({why}); starting it again",
+                        source.name,
+                        blob.digest,
+                        target.host
+                    );
+                    self.progress.add_total(sent.load(Ordering::Relaxed));
+                    tokio::time::sleep(BLOB_RETRY.delay(attempt - 1)).await;
+                    attempt += 1;
+                }
                 Err(f) => {
                     let what = format!("copying blob {} of {}", blob.digest, source.name);
                     return Err(match f {
                         CopyFailure::Target(Failure::NotFound) => self.name_unknown(target),
                         CopyFailure::Target(f) => registry_error(what, target, f),
                         CopyFailure::Source(f) => registry_error(what, &source.ep, f),
+                        CopyFailure::Session(why) => {
+                            registry_error(what, target, Failure::Protocol(why))
+                        }
                     });
                 }
             }

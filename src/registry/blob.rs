@@ -6,12 +6,17 @@
 //! least 5 MiB as ECR requires), the last piece with the closing `PUT ?digest=`; a blob
 //! smaller than a chunk goes in one `PUT`. So at most one chunk per copy is in memory, and a
 //! chunk is kept until the target took it, so that a 5xx is retried without fetching again.
+//! A chunk or closing `PUT` whose answer was lost is not repeated blindly (the target may
+//! have taken it, and refuses or drops a session resumed at a stale offset): a `HEAD` asks
+//! whether the blob is there, the session's status (`GET`, `Range: 0-N`) where to go on
+//! from; a session that is gone fails as [`CopyFailure::Session`], for the caller to start
+//! again in a fresh one.
 //! The body may not outgrow the size its descriptor gives, and must hash to its digest, or
 //! the upload is abandoned and the copy fails. Credentials go only to the target's own
 //! origin: an upload `Location` elsewhere gets no `Authorization`. It does not decide which
 //! blobs to copy or share copies between images (that is [`crate::mirror`]).
 
-use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::StatusCode;
 use sha2::{Digest as _, Sha256};
 
@@ -19,9 +24,18 @@ use super::answer::same_origin;
 use super::client::{check_status, error_chain, Access, Client, Deadline, Failure};
 use super::manifest::refusal;
 use super::registries_conf::Endpoint;
+use crate::backoff::Backoff;
 
 /// The size of an upload chunk: at least 5 MiB (ECR refuses smaller ones but the last).
 pub const CHUNK_BYTES: usize = 8 << 20;
+
+/// A chunk or closing `PUT` that was refused or lost its answer is sent again, from where
+/// the session's status says, three times at most.
+const SESSION_RETRY: Backoff = Backoff {
+    retries: 3,
+    base: std::time::Duration::from_millis(100),
+    max: std::time::Duration::from_secs(1),
+};
 
 /// How a blob reached the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +53,28 @@ pub enum CopyFailure {
     Source(Failure),
     /// Writing to the target.
     Target(Failure),
+    /// The target no longer has the upload session in the state this copy left it (a chunk
+    /// or the closing `PUT` was taken but its answer lost, and the retry was refused): the
+    /// copy may start again in a fresh session. Says what was refused.
+    Session(String),
+}
+
+/// Whether a refused or unanswered upload request may be a retry of one the target took:
+/// not a matter of credentials or limits, which another session would meet again.
+fn maybe_taken(f: &Failure) -> bool {
+    matches!(
+        f,
+        Failure::NotFound | Failure::Protocol(_) | Failure::Unreachable(_)
+    )
+}
+
+/// A failure in a few words, for [`CopyFailure::Session`].
+fn refused(f: &Failure) -> String {
+    match f {
+        Failure::NotFound => "404".to_owned(),
+        Failure::Protocol(r) | Failure::Unreachable(r) => r.clone(),
+        other => format!("{other:?}"),
+    }
 }
 
 fn blob_url(ep: &Endpoint, digest: &str) -> String {
@@ -132,7 +168,7 @@ impl Client {
         location: &mut String,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<u64, CopyFailure> {
-        use CopyFailure::{Source, Target};
+        use CopyFailure::Source;
         let deadline = Deadline::new(self.policy.lookup_deadline);
         let url = blob_url(source, digest);
         // The whole body must arrive within the request timeout plus a second per MiB.
@@ -177,10 +213,7 @@ impl Client {
             if buf.len() >= CHUNK_BYTES {
                 let chunk = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES));
                 let len = chunk.len() as u64;
-                *location = self
-                    .patch_chunk(target, location, offset, chunk)
-                    .await
-                    .map_err(Target)?;
+                *location = self.patch_chunk(target, location, offset, chunk).await?;
                 offset += len;
             }
         }
@@ -199,9 +232,8 @@ impl Client {
                 "blob {digest} from the source hashes to sha256:{hex}; not copied"
             ))));
         }
-        self.finish_upload(target, location, digest, buf)
-            .await
-            .map_err(Target)?;
+        self.finish_upload(target, location, offset, digest, buf)
+            .await?;
         Ok(got)
     }
 
@@ -218,19 +250,61 @@ impl Client {
         upload_location(ep, &resp)
     }
 
-    /// Sends one chunk; returns the session's next URL.
+    /// Sends one chunk, which starts at `offset`; returns the session's next URL. A chunk
+    /// refused or unanswered is not sent blindly again (a registry that took it refuses the
+    /// repeat, and may drop the session): the session's status says what it holds, and the
+    /// rest of the chunk goes from there. A session that is gone or holds less than
+    /// `offset` is [`CopyFailure::Session`].
     async fn patch_chunk(
         &self,
         ep: &Endpoint,
         location: &str,
         offset: u64,
         chunk: Vec<u8>,
+    ) -> Result<String, CopyFailure> {
+        let body = bytes::Bytes::from(chunk);
+        let end = offset + body.len() as u64;
+        let mut location = location.to_owned();
+        let mut start = offset;
+        let mut failures = 0;
+        loop {
+            let rest = body.slice((start - offset) as usize..);
+            let failure = match self.patch_once(ep, &location, start, rest).await {
+                Ok(next) => return Ok(next),
+                Err(f) if maybe_taken(&f) => f,
+                Err(f) => return Err(CopyFailure::Target(f)),
+            };
+            match self.upload_status(ep, &location).await {
+                Some((held, next)) if held == end => return Ok(next),
+                Some((held, next))
+                    if (offset..end).contains(&held) && SESSION_RETRY.allows(failures) =>
+                {
+                    location = next;
+                    start = held;
+                }
+                _ => {
+                    return Err(CopyFailure::Session(format!(
+                        "the chunk at {offset} failed ({}) and the session does not hold it",
+                        refused(&failure)
+                    )))
+                }
+            }
+            tokio::time::sleep(SESSION_RETRY.delay(failures)).await;
+            failures += 1;
+        }
+    }
+
+    async fn patch_once(
+        &self,
+        ep: &Endpoint,
+        location: &str,
+        start: u64,
+        body: bytes::Bytes,
     ) -> Result<String, Failure> {
         let deadline = Deadline::new(self.policy.lookup_deadline);
-        let range = format!("{offset}-{}", offset + chunk.len() as u64 - 1);
-        let body = bytes::Bytes::from(chunk);
+        let range = format!("{start}-{}", start + body.len() as u64 - 1);
         let resp = self
-            .session_request(ep, location, &deadline, || {
+            .session_request(ep, location, &deadline, false, || {
                 self.http
                     .patch(location)
                     .header(CONTENT_TYPE, "application/octet-stream")
@@ -244,22 +318,70 @@ impl Client {
         upload_location(ep, &resp).or_else(|_| Ok(location.to_owned()))
     }
 
-    /// The closing `PUT ?digest=` with the last bytes.
+    /// The closing `PUT ?digest=` with the last bytes, which start at `offset`. When it is
+    /// refused or unanswered, the blob may be stored all the same (a `PUT` whose answer was
+    /// lost closed the session): a `HEAD` says; if it is not, the session's status says
+    /// where to send the rest from, as for a chunk.
     async fn finish_upload(
         &self,
         ep: &Endpoint,
         location: &str,
+        offset: u64,
         digest: &str,
         rest: Vec<u8>,
+    ) -> Result<(), CopyFailure> {
+        let body = bytes::Bytes::from(rest);
+        let end = offset + body.len() as u64;
+        let mut location = location.to_owned();
+        let mut start = offset;
+        let mut failures = 0;
+        loop {
+            let rest = body.slice((start - offset) as usize..);
+            let failure = match self.put_once(ep, &location, digest, rest).await {
+                Ok(()) => return Ok(()),
+                Err(f) if maybe_taken(&f) => f,
+                Err(f) => return Err(CopyFailure::Target(f)),
+            };
+            if self
+                .blob_exists(ep, Access::Push, digest)
+                .await
+                .unwrap_or(false)
+            {
+                return Ok(());
+            }
+            match self.upload_status(ep, &location).await {
+                Some((held, next))
+                    if (offset..=end).contains(&held) && SESSION_RETRY.allows(failures) =>
+                {
+                    location = next;
+                    start = held;
+                }
+                _ => {
+                    return Err(CopyFailure::Session(format!(
+                        "the closing PUT failed ({}) and the target has no such blob",
+                        refused(&failure)
+                    )))
+                }
+            }
+            tokio::time::sleep(SESSION_RETRY.delay(failures)).await;
+            failures += 1;
+        }
+    }
+
+    async fn put_once(
+        &self,
+        ep: &Endpoint,
+        location: &str,
+        digest: &str,
+        body: bytes::Bytes,
     ) -> Result<(), Failure> {
         let deadline = Deadline::new(self.policy.lookup_deadline);
         let mut url = url::Url::parse(location)
             .map_err(|_| Failure::Protocol("the upload location is not a URL".into()))?;
         url.query_pairs_mut().append_pair("digest", digest);
         let url = url.to_string();
-        let body = bytes::Bytes::from(rest);
         let resp = self
-            .session_request(ep, location, &deadline, || {
+            .session_request(ep, location, &deadline, false, || {
                 self.http
                     .put(&url)
                     .header(CONTENT_TYPE, "application/octet-stream")
@@ -275,26 +397,54 @@ impl Client {
         Ok(())
     }
 
+    /// The upload's status (`GET` on the session, answered with `Range: 0-N` and the next
+    /// `Location`): the bytes it holds and where to go on. `None`: the session is gone or
+    /// answers nothing usable.
+    async fn upload_status(&self, ep: &Endpoint, location: &str) -> Option<(u64, String)> {
+        let deadline = Deadline::new(self.policy.lookup_deadline);
+        let resp = self
+            .session_request(ep, location, &deadline, true, || self.http.get(location))
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let last = resp
+            .headers()
+            .get(RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(|r| r.trim().trim_start_matches("bytes="))
+            .and_then(|r| r.strip_prefix("0-"))
+            .and_then(|n| n.parse::<u64>().ok())?;
+        // `0-0` is what distribution says of an empty session (and of one byte, which no
+        // chunk of cru's is).
+        let held = if last == 0 { 0 } else { last + 1 };
+        let next = upload_location(ep, &resp).unwrap_or_else(|_| location.to_owned());
+        Some((held, next))
+    }
+
     /// Abandons an upload session, best effort.
     async fn cancel_upload(&self, ep: &Endpoint, location: &str) {
         let deadline = Deadline::new(self.policy.lookup_deadline);
         let _ = self
-            .session_request(ep, location, &deadline, || self.http.delete(location))
+            .session_request(ep, location, &deadline, true, || self.http.delete(location))
             .await;
     }
 
     /// A request to an upload session: authorized only on the registry's own origin.
+    /// `resend_lost`: whether a request whose answer was lost is sent again as it is.
     async fn session_request(
         &self,
         ep: &Endpoint,
         location: &str,
         deadline: &Deadline,
+        resend_lost: bool,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Failure> {
-        if same_origin(location, &ep.base_url()) {
-            self.authed(ep, Access::Push, deadline, build).await
-        } else {
-            self.send(deadline, build).await
+        match (same_origin(location, &ep.base_url()), resend_lost) {
+            (true, true) => self.authed(ep, Access::Push, deadline, build).await,
+            (true, false) => self.authed_once_sent(ep, deadline, build).await,
+            (false, _) => self.send_with(deadline, resend_lost, build).await,
         }
     }
 }

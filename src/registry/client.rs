@@ -444,6 +444,23 @@ impl Client {
         self.authed_with(ep, access, None, deadline, build).await
     }
 
+    /// Like [`Client::authed`], but a request that may have reached the registry and lost
+    /// its answer (a timeout or a connection closed after it was sent) is not sent again:
+    /// for requests that change state by position, such as an upload chunk.
+    pub(super) async fn authed_once_sent(
+        &self,
+        ep: &Endpoint,
+        deadline: &Deadline,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
+        let authorization = self.authorization(ep, Access::Push, None, deadline).await?;
+        self.send_with(deadline, false, || match &authorization {
+            Some(auth) => build().header(AUTHORIZATION, auth.expose()),
+            None => build(),
+        })
+        .await
+    }
+
     /// Like [`Client::authed`], with a token that may also pull from repository `also_pull`
     /// of the same registry (a cross-repository mount needs both).
     pub(super) async fn authed_with(
@@ -639,6 +656,18 @@ impl Client {
         deadline: &Deadline,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Failure> {
+        self.send_with(deadline, true, build).await
+    }
+
+    /// [`Client::send`]; with `resend_lost` false, a request whose answer was lost after it
+    /// may have been sent (a timeout, a connection closed) fails at once, `Unreachable`,
+    /// while one that never left (a refused connection) or got a 5xx is still retried.
+    pub(super) async fn send_with(
+        &self,
+        deadline: &Deadline,
+        resend_lost: bool,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Failure> {
         let mut failures = 0;
         let mut rate_limited = 0;
         let mut last: Option<String> = None;
@@ -704,7 +733,7 @@ impl Client {
                 }
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
-                    let transient = is_transient(&e);
+                    let transient = is_transient(&e) && (resend_lost || e.is_connect());
                     let reason = error_chain(&e.without_url());
                     if !transient {
                         return Err(Failure::Unreachable(reason));

@@ -8,7 +8,8 @@
 //! page links to itself; all its tags but `other` share one digest.
 //!
 //! [`Hostile`] is a server answering with a test's closure, for registries that lie, stall,
-//! flood or send clients elsewhere.
+//! flood or send clients elsewhere; with [`forward`] it relays to a real registry and can
+//! lose the answer to a request the registry took.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -242,6 +243,8 @@ pub struct Seen {
     pub target: String,
     /// Headers, names lowercased.
     pub headers: HashMap<String, String>,
+    /// The body (as `Content-Length` gave it).
+    pub body: Vec<u8>,
 }
 
 /// What a [`Hostile`] server does with a request.
@@ -255,6 +258,35 @@ pub enum Reply {
     /// A `200` whose `Content-Length` is the body's, but only the first `n` bytes are sent
     /// before the connection is closed: a body that breaks off.
     Truncated(Vec<(String, String)>, Vec<u8>, usize),
+    /// These bytes, as they are: a whole answer (from [`forward`]).
+    Raw(Vec<u8>),
+    /// The connection is closed without an answer: an answer lost in transit.
+    Hangup,
+}
+
+/// Passes `seen` on to the server at `upstream` (`IP:PORT`, a real registry) and returns its
+/// whole answer, raw (empty if it closed without one). The `Host` header is kept, so that the locations the registry builds
+/// from it point back at the relay.
+pub fn forward(upstream: &str, seen: &Seen) -> Vec<u8> {
+    let mut conn = TcpStream::connect(upstream).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!("{} {} HTTP/1.1\r\n", seen.method, seen.target);
+    for (k, v) in &seen.headers {
+        if !matches!(k.as_str(), "connection" | "content-length" | "keep-alive") {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n",
+        seen.body.len()
+    ));
+    conn.write_all(head.as_bytes()).unwrap();
+    // A registry may answer (and close) before it has read the body: keep its answer.
+    let _ = conn.write_all(&seen.body);
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    answer
 }
 
 impl Reply {
@@ -398,6 +430,7 @@ fn serve_hostile(conn: TcpStream, port: u16, seen: &Mutex<Vec<Seen>>, handler: &
             method,
             target,
             headers,
+            body,
         };
         seen.lock().unwrap().push(request.clone());
         match handler(&request, port) {
@@ -427,6 +460,15 @@ fn serve_hostile(conn: TcpStream, port: u16, seen: &Mutex<Vec<Seen>>, handler: &
                 let mut bytes = resp.into_bytes();
                 bytes.extend_from_slice(&payload[..n.min(payload.len())]);
                 let _ = out.write_all(&bytes);
+                let _ = out.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            Reply::Raw(bytes) => {
+                if out.write_all(&bytes).is_err() {
+                    return;
+                }
+            }
+            Reply::Hangup => {
                 let _ = out.shutdown(std::net::Shutdown::Both);
                 return;
             }
