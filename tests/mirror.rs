@@ -504,6 +504,345 @@ fn a_chunk_that_never_reached_the_target_is_sent_again_in_the_same_session() {
     assert_eq!(target.skopeo_digest("m/f/big:1"), digest);
 }
 
+/// Which upload request of the big layer a [`SessionTarget`] takes only part of and leaves
+/// unanswered, once.
+#[derive(Clone, Copy)]
+enum Lose {
+    /// The `n`th `PATCH` (from 1).
+    Patch(usize),
+    /// The closing `PUT ?digest=`.
+    ClosingPut,
+}
+
+/// The state of a [`SessionTarget`]: stored blobs and manifests, open sessions.
+#[derive(Default)]
+struct Kept {
+    blobs: std::collections::HashMap<String, Vec<u8>>,
+    manifests: std::collections::HashMap<String, (String, Vec<u8>)>,
+    sessions: std::collections::HashMap<u64, Vec<u8>>,
+    next_session: u64,
+    patches: usize,
+    lost: bool,
+}
+
+/// An in-process target registry that keeps its upload sessions, as distribution 2.8 does
+/// not after a lost answer: a session's status (`GET`, `Range: 0-N`) says what it holds, and
+/// a `PATCH` or `PUT` must carry the state (`?_state=N`) the last answer or status gave and
+/// start at the byte it holds (else 416), as distribution checks. Once, the request `lose`
+/// names has only its first `keep` bytes stored and its answer lost.
+struct SessionTarget {
+    server: support::fake::Hostile,
+    kept: std::sync::Arc<std::sync::Mutex<Kept>>,
+}
+
+impl SessionTarget {
+    fn start(lose: Lose, keep: usize) -> SessionTarget {
+        use support::fake::{Hostile, Reply};
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(Kept::default()));
+        let k = kept.clone();
+        let server = Hostile::start(move |seen, _| {
+            let mut k = k.lock().unwrap();
+            let (path, query) = seen.target.split_once('?').unwrap_or((&seen.target, ""));
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .map(|v| v.replace("%3A", ":"))
+            };
+            let answer = |status, h: Vec<(&str, String)>| {
+                let h = h.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                Reply::Answer(status, h, Vec::new())
+            };
+            // What a session holds, as distribution says it: `0-0` when empty.
+            let status = |path: &str, held: usize| {
+                vec![
+                    ("Location", format!("{path}?_state={held}")),
+                    ("Range", format!("0-{}", held.saturating_sub(1))),
+                ]
+            };
+            if path == "/v2/" {
+                return Reply::json("{}");
+            }
+            let Some((repo, rest)) = path.strip_prefix("/v2/").and_then(|p| {
+                p.split_once("/blobs/")
+                    .or_else(|| p.split_once("/manifests/"))
+            }) else {
+                return answer(404, vec![]);
+            };
+            if path.contains("/manifests/") {
+                let key = format!("{repo}:{rest}");
+                return match seen.method.as_str() {
+                    "PUT" => {
+                        let digest = support::registry::sha256(&seen.body);
+                        let ctype = seen
+                            .headers
+                            .get("content-type")
+                            .cloned()
+                            .unwrap_or_default();
+                        k.manifests.insert(key, (ctype.clone(), seen.body.clone()));
+                        k.manifests
+                            .insert(format!("{repo}:{digest}"), (ctype, seen.body.clone()));
+                        answer(201, vec![("Docker-Content-Digest", digest)])
+                    }
+                    _ => match k.manifests.get(&key) {
+                        Some((ctype, body)) => Reply::Answer(
+                            200,
+                            vec![
+                                ("Content-Type".into(), ctype.clone()),
+                                (
+                                    "Docker-Content-Digest".into(),
+                                    support::registry::sha256(body),
+                                ),
+                            ],
+                            body.clone(),
+                        ),
+                        None => answer(404, vec![]),
+                    },
+                };
+            }
+            let Some(id) = rest.strip_prefix("uploads/") else {
+                // A blob by digest.
+                return match k.blobs.get(rest) {
+                    Some(_) => answer(200, vec![("Docker-Content-Digest", rest.to_owned())]),
+                    None => answer(404, vec![]),
+                };
+            };
+            if seen.method == "POST" {
+                assert!(param("mount").is_none(), "one registry, nothing to mount");
+                k.next_session += 1;
+                let id = k.next_session;
+                k.sessions.insert(id, Vec::new());
+                return answer(202, status(&format!("/v2/{repo}/blobs/uploads/{id}"), 0));
+            }
+            let Some(id) = id
+                .parse::<u64>()
+                .ok()
+                .filter(|id| k.sessions.contains_key(id))
+            else {
+                return answer(404, vec![]);
+            };
+            let held = k.sessions[&id].len();
+            let big = seen.body.len() > 1 << 20;
+            match seen.method.as_str() {
+                "GET" => answer(204, status(path, held)),
+                "DELETE" => {
+                    k.sessions.remove(&id);
+                    answer(204, vec![])
+                }
+                "PATCH" | "PUT" => {
+                    let from = seen
+                        .headers
+                        .get("content-range")
+                        .and_then(|r| r.split_once('-'))
+                        .map(|(a, _)| a.parse::<usize>().unwrap());
+                    if param("_state") != Some(held.to_string()) || from.is_some_and(|a| a != held)
+                    {
+                        return answer(416, status(path, held));
+                    }
+                    if seen.method == "PATCH" && big {
+                        k.patches += 1;
+                    }
+                    let lost_here = match lose {
+                        Lose::Patch(n) => seen.method == "PATCH" && big && k.patches == n,
+                        Lose::ClosingPut => seen.method == "PUT" && big,
+                    };
+                    if lost_here && !k.lost {
+                        k.lost = true;
+                        let part = seen.body[..keep.min(seen.body.len())].to_vec();
+                        k.sessions.get_mut(&id).unwrap().extend_from_slice(&part);
+                        return Reply::Hangup;
+                    }
+                    k.sessions
+                        .get_mut(&id)
+                        .unwrap()
+                        .extend_from_slice(&seen.body);
+                    let held = k.sessions[&id].len();
+                    if seen.method == "PATCH" {
+                        return answer(202, status(path, held));
+                    }
+                    let bytes = k.sessions.remove(&id).unwrap();
+                    let digest = param("digest").unwrap_or_default();
+                    if support::registry::sha256(&bytes) != digest {
+                        return answer(400, vec![]);
+                    }
+                    k.blobs.insert(digest.clone(), bytes);
+                    answer(
+                        201,
+                        vec![
+                            ("Location", format!("/v2/{repo}/blobs/{digest}")),
+                            ("Docker-Content-Digest", digest),
+                        ],
+                    )
+                }
+                _ => answer(405, vec![]),
+            }
+        });
+        SessionTarget { server, kept }
+    }
+}
+
+/// Mirrors a 20 MiB single-layer image (two 8 MiB chunks and a closing `PUT` of 4 MiB) from
+/// a real source into a [`SessionTarget`] that loses the answer to `lose`, having kept
+/// `keep` bytes of it; checks the copy exits 0, the blobs and manifest on the target are the
+/// source's and no second session was opened; returns the big layer's requests.
+fn resume_through(lose: Lose, keep: usize) -> Vec<support::fake::Seen> {
+    let source = Registry::start();
+    let layer: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    let digest = source.push_layers("f/big", "resume", &[&layer], &["1"]);
+    let target = SessionTarget::start(lose, keep);
+    let dir = Dir::new();
+    dir.write("registries.conf", "");
+    let out = dir
+        .cru(&["mirror", "--to", &format!("{}/m", target.server.host())])
+        .arg("--image-reference")
+        .arg(format!("{}/f/big:1", source.host()))
+        .arg("--registries-conf")
+        .arg(dir.path().join("registries.conf"))
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let err = stderr(&out);
+    assert!(!err.contains("was lost"), "{err}");
+    let seen = target.server.seen();
+    let kept = target.kept.lock().unwrap();
+    assert!(kept.lost, "the fault was not met: {seen:#?}");
+    let layer_digest = support::registry::sha256(&layer);
+    let stored = kept.blobs.get(&layer_digest);
+    assert!(
+        stored.is_some_and(|b| *b == layer),
+        "the layer on the target is not the source's"
+    );
+    let (_, manifest) = &kept.manifests["m/f/big:1"];
+    assert_eq!(support::registry::sha256(manifest), digest);
+    assert_eq!(kept.blobs.len(), 2, "the config and the layer");
+    let posts = seen.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(
+        posts, 2,
+        "one session per blob, none started again: {seen:#?}"
+    );
+    let hex = layer_digest.trim_start_matches("sha256:");
+    seen.into_iter()
+        .filter(|r| match r.method.as_str() {
+            "PATCH" => true,
+            "GET" => r.target.contains("/uploads/"),
+            "PUT" => r.target.contains(hex),
+            _ => false,
+        })
+        .collect()
+}
+
+/// One request of the big layer's upload, as [`SessionTarget`] saw it.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// A chunk: its first byte and its length (`Content-Range` checked against the body).
+    Patch(usize, usize),
+    /// The session's status asked.
+    Status,
+    /// The closing `PUT` with this many bytes.
+    Put(usize),
+}
+
+fn upload_steps(seen: &[support::fake::Seen]) -> Vec<Step> {
+    seen.iter()
+        .map(
+            |r| match (r.method.as_str(), r.headers.get("content-range")) {
+                ("PATCH", Some(range)) => {
+                    let (a, b) = range.split_once('-').unwrap();
+                    let (a, b): (usize, usize) = (a.parse().unwrap(), b.parse().unwrap());
+                    assert_eq!(b + 1 - a, r.body.len(), "Content-Range {range}");
+                    Step::Patch(a, r.body.len())
+                }
+                ("GET", None) => Step::Status,
+                ("PUT", None) => Step::Put(r.body.len()),
+                _ => panic!("unexpected {} {}", r.method, r.target),
+            },
+        )
+        .collect()
+}
+
+const MIB: usize = 1 << 20;
+const LAYER: usize = 20 * MIB;
+
+/// The lengths of the first two chunks (at least 8 MiB each: as many pieces as the source's
+/// body came in).
+fn chunks(steps: &[Step]) -> (usize, usize) {
+    let mut lens = steps.iter().filter_map(|s| match s {
+        Step::Patch(_, n) => Some(*n),
+        _ => None,
+    });
+    let (a, b) = (lens.next().unwrap(), lens.next().unwrap());
+    assert!(a >= 8 * MIB && b >= 8 * MIB, "{steps:?}");
+    (a, b)
+}
+
+#[test]
+fn a_chunk_the_target_took_whole_whose_answer_was_lost_goes_on_from_the_sessions_status() {
+    let steps = upload_steps(&resume_through(Lose::Patch(1), usize::MAX));
+    let (a, b) = chunks(&steps);
+    // The status says the chunk is there: not sent again, the next goes from its end.
+    assert_eq!(
+        steps,
+        [
+            Step::Patch(0, a),
+            Step::Status,
+            Step::Patch(a, b),
+            Step::Put(LAYER - a - b),
+        ]
+    );
+}
+
+#[test]
+fn a_chunk_the_target_took_in_part_whose_answer_was_lost_is_finished_from_the_offset_it_holds() {
+    // The second chunk lost its answer with only its first 3 MiB stored: the rest goes.
+    let steps = upload_steps(&resume_through(Lose::Patch(2), 3 * MIB));
+    let (a, b) = chunks(&steps);
+    assert_eq!(
+        steps,
+        [
+            Step::Patch(0, a),
+            Step::Patch(a, b),
+            Step::Status,
+            Step::Patch(a + 3 * MIB, b - 3 * MIB),
+            Step::Put(LAYER - a - b),
+        ]
+    );
+}
+
+#[test]
+fn a_closing_put_the_target_took_in_part_whose_answer_was_lost_sends_the_rest_from_its_offset() {
+    // The blob is not there (a HEAD says), the session holds 1 MiB of the last bytes: the
+    // rest goes in the closing PUT.
+    let steps = upload_steps(&resume_through(Lose::ClosingPut, MIB));
+    let (a, b) = chunks(&steps);
+    assert_eq!(
+        steps,
+        [
+            Step::Patch(0, a),
+            Step::Patch(a, b),
+            Step::Put(LAYER - a - b),
+            Step::Status,
+            Step::Put(LAYER - a - b - MIB),
+        ]
+    );
+}
+
+#[test]
+fn a_closing_put_whose_bytes_all_reached_the_session_but_no_blob_is_closed_by_an_empty_put() {
+    // The session holds every byte but the blob was not made: nothing is sent twice.
+    let steps = upload_steps(&resume_through(Lose::ClosingPut, usize::MAX));
+    let (a, b) = chunks(&steps);
+    assert_eq!(
+        steps,
+        [
+            Step::Patch(0, a),
+            Step::Patch(a, b),
+            Step::Put(LAYER - a - b),
+            Step::Status,
+            Step::Put(0),
+        ]
+    );
+}
+
 #[test]
 fn a_manifest_put_the_target_took_whose_answer_was_lost_is_simply_sent_again() {
     // A manifest `PUT` is idempotent (same bytes, same digest): the repeat is answered 201,
