@@ -8,7 +8,7 @@
 //! pure [`crate::version`]; here the tag lists are fetched (one per repository per run) and
 //! the digests of the winners that must be pinned are looked up (one `HEAD` each).
 
-use crate::config::{BumpSpec, Pin};
+use crate::config::BumpSpec;
 use crate::reference::Reference;
 use crate::registry::{self, Resolver};
 use crate::report::{Event, Reporter};
@@ -89,11 +89,7 @@ impl Resolve for BumpResolve {
             return Ok(targets.to_vec());
         };
         let policy = spec.policy(Level::Major).map_err(ResolveError::Failed)?;
-        let pin = match group.pin {
-            Some(Pin::Digest) => true,
-            Some(Pin::None) => false,
-            None => self.pin_digest,
-        };
+        let pin = group.pins_digest(self.pin_digest);
         // Per target, one pipeline: the repository's list (version tags only), the choice,
         // then the digest of the tag to write as soon as that list is in, while other lists
         // are still arriving (two phases would idle `--jobs` at the end of the first).

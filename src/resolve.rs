@@ -10,7 +10,6 @@
 //! it (digests the targets already carry stay). Its `platform:` applies unless `--platform`
 //! was given: the flag wins over the file.
 
-use crate::config::Pin;
 use crate::reference::Reference;
 use crate::registry::{self, Resolver};
 use crate::report::{Event, Reporter};
@@ -70,11 +69,7 @@ impl Resolve for RegistryResolve {
         group: &Group,
         reporter: &dyn Reporter,
     ) -> Result<Vec<Reference>, ResolveError> {
-        let pin_digest = match group.pin {
-            Some(Pin::Digest) => true,
-            Some(Pin::None) => false,
-            None => self.lookups.digest,
-        };
+        let pin_digest = group.pins_digest(self.lookups.digest);
         if !(pin_digest || self.lookups.tag) {
             return Ok(targets.to_vec());
         }

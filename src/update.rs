@@ -50,6 +50,18 @@ pub struct Group {
     pub bump: Option<BumpSpec>,
 }
 
+impl Group {
+    /// Whether this group's references are pinned: its `pin:` rule, else `default` (what the
+    /// command line asked).
+    pub fn pins_digest(&self, default: bool) -> bool {
+        match self.pin {
+            Some(Pin::Digest) => true,
+            Some(Pin::None) => false,
+            None => default,
+        }
+    }
+}
+
 /// Turns targets into the references to write: where registry lookups happen.
 pub trait Resolve {
     /// Returns what each of `targets` (distinct, with the spelling of the file) becomes, in
